@@ -1,0 +1,124 @@
+"""One run's full configuration: a plain dataclass with no torch, so presets,
+the store and the CLI can build and check it cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+TASKS = ("add", "square", "memorize", "multitask")
+
+
+class ConfigError(ValueError):
+    """A bad value for one configuration key: says which key and what is allowed."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # task and data
+    task: str = "add"  # add: (a+b) mod p; square: (a+b)^2 mod p; memorize; multitask
+    p: int = 113
+    n_train: int = 3000  # training pairs (multitask: addition examples)
+    n_mem: int = 0  # multitask only: random-labelled subtraction examples
+    # model (DESIGN.md section 2)
+    d: int = 128
+    n_layers: int = 1
+    n_heads: int = 4
+    split_ffn: bool = False  # fig 10: addition and memorization use separate MLP halves
+    # optimizer: AdamW with linear warm-up, full batch
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup: int = 10
+    # budget
+    steps: int = 40_000
+    eval_every: int = 100
+    seed: int = 0
+
+    @property
+    def pairs(self) -> int:
+        return self.p * self.p
+
+    @property
+    def d_head(self) -> int:
+        return self.d // self.n_heads
+
+    def validate(self) -> RunConfig:
+        """Raise ConfigError naming the first bad key; return self when all is well."""
+        if self.task not in TASKS:
+            raise ConfigError("task", f"expected one of {', '.join(TASKS)}, got {self.task!r}")
+        _positive(self, "p", "n_train", "d", "n_layers", "n_heads", "steps", "eval_every")
+        _non_negative(self, "n_mem", "warmup", "seed")
+        if self.p < 2:
+            raise ConfigError("p", f"expected an integer of at least 2, got {self.p}")
+        if self.d % self.n_heads:
+            raise ConfigError("d", f"expected a multiple of n_heads ({self.n_heads}), got {self.d}")
+        if self.n_train > self.pairs:
+            raise ConfigError(
+                "n_train",
+                f"expected at most {self.pairs} (all pairs for p={self.p}), got {self.n_train}",
+            )
+        if self.task in ("add", "square", "multitask") and self.n_train == self.pairs:
+            raise ConfigError(
+                "n_train",
+                f"expected fewer than {self.pairs} so that some pairs are left to validate on, "
+                f"got {self.n_train}",
+            )
+        if self.n_mem > self.pairs:
+            raise ConfigError(
+                "n_mem",
+                f"expected at most {self.pairs} (all pairs for p={self.p}), got {self.n_mem}",
+            )
+        if self.n_mem and self.task != "multitask":
+            raise ConfigError(
+                "n_mem", f"only the multitask task takes n_mem, task is {self.task!r}"
+            )
+        if self.split_ffn and self.task != "multitask":
+            raise ConfigError(
+                "split_ffn", f"only the multitask task can split the FFN, task is {self.task!r}"
+            )
+        for key in ("lr", "weight_decay"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(key, f"expected a number >= 0, got {getattr(self, key)}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(key, f"expected a number in [0, 1), got {getattr(self, key)}")
+        return self
+
+    def cohort_key(self) -> tuple:
+        """Runs with equal keys share one program: same shapes, same step schedule.
+        Seeds, data sizes and optimizer hyper-parameters may differ inside a cohort."""
+        return (self.task, self.p, self.d, self.n_layers, self.n_heads, self.split_ffn,
+                self.steps, self.eval_every)  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                unknown[0], f"unknown key; expected one of {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def _positive(cfg: RunConfig, *keys: str) -> None:
+    for key in keys:
+        value = getattr(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(key, f"expected a positive integer, got {value!r}")
+
+
+def _non_negative(cfg: RunConfig, *keys: str) -> None:
+    for key in keys:
+        value = getattr(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(key, f"expected a non-negative integer, got {value!r}")

@@ -1,0 +1,241 @@
+"""Train a cohort of runs as one batched program, exactly as if each ran alone.
+
+Each run has its own seed, training set and optimizer hyper-parameters; training
+sets are padded to the cohort's largest and the loss masked, so run r's gradient
+is the gradient of its own mean loss. AdamW is elementwise, so one update of the
+stacked parameters is R independent updates. Pure torch: metric rows go to a
+callback; no SQL, printing or UI here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from grokterm.config import RunConfig
+from grokterm.experiment.model import forward, init_params, layout
+from grokterm.experiment.tasks import ADD, MEM, Split, make_data
+
+EPS = 1e-8  # AdamW's epsilon, torch's default
+
+
+@dataclass
+class MetricRow:
+    run: int  # index of the run in the cohort
+    step: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    norm: float  # L2 norm of all the run's parameters
+    extras: dict[str, float] = field(default_factory=dict)  # per-task accuracy (multitask)
+    diverged: bool = False
+
+
+@dataclass
+class Batch:
+    """Splits of R runs padded to a common length N."""
+
+    x: torch.Tensor  # [R, N, T]
+    y: torch.Tensor  # [R, N]
+    group: torch.Tensor  # [R, N]
+    valid: torch.Tensor  # [R, N] bool, False on padding
+
+    @classmethod
+    def pad(cls, splits: Sequence[Split], pad_token: int, device) -> Batch:
+        n = max(len(s) for s in splits)
+        r, t = len(splits), splits[0].x.shape[1]
+        x = torch.full((r, n, t), pad_token, dtype=torch.long)
+        y = torch.zeros(r, n, dtype=torch.long)
+        group = torch.zeros(r, n, dtype=torch.long)
+        valid = torch.zeros(r, n, dtype=torch.bool)
+        for i, s in enumerate(splits):
+            x[i, : len(s)], y[i, : len(s)], group[i, : len(s)] = s.x, s.y, s.group
+            valid[i, : len(s)] = True
+        return cls(*(v.to(device) for v in (x, y, group, valid)))
+
+    def chunks(self, size: int):
+        for i in range(0, self.x.shape[1], size):
+            yield Batch(self.x[:, i : i + size], self.y[:, i : i + size],
+                        self.group[:, i : i + size], self.valid[:, i : i + size])  # fmt: skip
+
+
+def pick_device(spec: str = "auto") -> str:
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for, but CUDA is not available here")
+    return spec
+
+
+class Cohort:
+    """R runs sharing a cohort key (RunConfig.cohort_key), trained together."""
+
+    def __init__(
+        self,
+        configs: Sequence[RunConfig],
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        fast: bool = True,
+        eval_chunk: int = 4096,
+    ):
+        keys = {c.validate().cohort_key() for c in configs}
+        if len(keys) != 1:
+            raise ValueError(f"runs of one cohort must share a cohort key, got {sorted(keys)}")
+        self.configs = list(configs)
+        self.lay = layout(configs[0])
+        self.fast, self.eval_chunk = fast, eval_chunk
+        self.steps, self.eval_every = configs[0].steps, configs[0].eval_every
+        data = [make_data(c) for c in configs]
+        pad = configs[0].p  # `=`: padded rows stay well-formed sequences
+        self.train_batch = Batch.pad([d.train for d in data], pad, device)
+        self.val_batch = (
+            None if data[0].val is None else Batch.pad([d.val for d in data], pad, device)
+        )
+        self.train_weight = self._mean_weights(self.train_batch, dtype)
+        self.multitask = configs[0].task == "multitask"
+
+        def per_run(name: str) -> torch.Tensor:
+            values = [float(getattr(c, name)) for c in configs]
+            return torch.tensor(values, dtype=dtype, device=device)[:, None]
+
+        self.lr, self.wd = per_run("lr"), per_run("weight_decay")
+        self.beta1, self.beta2, self.warmup = per_run("beta1"), per_run("beta2"), per_run("warmup")
+
+        self.flat = torch.stack([init_params(c) for c in configs]).to(device, dtype)
+        self.flat.requires_grad_(True)
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
+        self.step = 0
+        self.last_eval = -1
+        self.diverged = [False] * len(configs)
+
+    # -- training ---------------------------------------------------------------------
+
+    def train(
+        self,
+        on_metrics: Callable[[list[MetricRow]], None],
+        until: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Train to `until` (default: the budget), evaluating every eval_every steps
+        and at the end. Returns True when the whole budget is done."""
+        until = self.steps if until is None else min(until, self.steps)
+        while True:
+            if self.last_eval < self.step and (
+                self.step % self.eval_every == 0 or self.step == self.steps
+            ):
+                on_metrics(self.evaluate())
+            if self.step >= until or (should_stop is not None and should_stop()):
+                return self.step >= self.steps
+            self.update()
+
+    def loss_per_run(self) -> torch.Tensor:
+        b = self.train_batch
+        logits = forward(self.flat, self.lay, b.x, b.group, self.fast)
+        ce = F.cross_entropy(logits.flatten(0, 1), b.y.flatten(), reduction="none")
+        return (ce.view_as(self.train_weight) * self.train_weight).sum(1)
+
+    def update(self) -> None:
+        """One full-batch AdamW step for every run, as torch.optim.AdamW computes it."""
+        (grad,) = torch.autograd.grad(self.loss_per_run().sum(), self.flat)
+        with torch.no_grad():
+            ramp = (self.step / self.warmup.clamp(min=1)).clamp(max=1.0)
+            lr = self.lr * torch.where(self.warmup > 0, ramp, 1.0)
+            t = self.step + 1
+            bias1, bias2 = 1 - self.beta1**t, 1 - self.beta2**t
+            self.flat.mul_(1 - lr * self.wd)
+            self.exp_avg.lerp_(grad, 1 - self.beta1)
+            self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad * (1 - self.beta2))
+            denom = (self.exp_avg_sq.sqrt() / bias2.sqrt()).add_(EPS)
+            self.flat.sub_((lr / bias1) * self.exp_avg / denom)
+        self.step += 1
+
+    # -- evaluation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> list[MetricRow]:
+        """Metrics of every live run at the current step, on the whole train and
+        validation sets. A run whose loss or norm is not finite is reported once as
+        diverged and then left out."""
+        self.last_eval = self.step
+        train = self._split_metrics(self.train_batch)
+        val = None if self.val_batch is None else self._split_metrics(self.val_batch)
+        norms = self.flat.double().norm(dim=1).tolist()
+        rows = []
+        for r in range(len(self.configs)):
+            if self.diverged[r]:
+                continue
+            extras = {}
+            if self.multitask:
+                extras = {
+                    "train_add_acc": train["acc_add"][r],
+                    "train_mem_acc": train["acc_mem"][r],
+                }
+            row = MetricRow(
+                run=r, step=self.step,
+                train_loss=train["loss"][r], train_acc=train["acc"][r],
+                val_loss=None if val is None else val["loss"][r],
+                val_acc=None if val is None else val["acc"][r],
+                norm=norms[r], extras=extras,
+            )  # fmt: skip
+            if not all(map(_finite, (row.train_loss, row.norm))):
+                row.diverged = self.diverged[r] = True
+            rows.append(row)
+        return rows
+
+    def _split_metrics(self, batch: Batch) -> dict[str, list[float]]:
+        sums = {k: 0.0 for k in ("loss", "correct", "correct_add", "correct_mem")}
+        for c in batch.chunks(self.eval_chunk):
+            logits = forward(self.flat, self.lay, c.x, c.group, self.fast)
+            ce = F.cross_entropy(logits.flatten(0, 1), c.y.flatten(), reduction="none")
+            ce = ce.view(c.y.shape).double()
+            correct = (logits.argmax(-1) == c.y) & c.valid
+            sums["loss"] = sums["loss"] + (ce * c.valid).sum(1)
+            sums["correct"] = sums["correct"] + correct.sum(1)
+            sums["correct_add"] = sums["correct_add"] + (correct & (c.group == ADD)).sum(1)
+            sums["correct_mem"] = sums["correct_mem"] + (correct & (c.group == MEM)).sum(1)
+        count = batch.valid.sum(1).double()
+        n_add = (batch.valid & (batch.group == ADD)).sum(1).double().clamp(min=1)
+        n_mem = (batch.valid & (batch.group == MEM)).sum(1).double().clamp(min=1)
+        return {
+            "loss": (sums["loss"] / count).tolist(),
+            "acc": (sums["correct"] / count).tolist(),
+            "acc_add": (sums["correct_add"] / n_add).tolist(),
+            "acc_mem": (sums["correct_mem"] / n_mem).tolist(),
+        }
+
+    @staticmethod
+    def _mean_weights(batch: Batch, dtype: torch.dtype) -> torch.Tensor:
+        valid = batch.valid.to(dtype)
+        return valid / valid.sum(1, keepdim=True)
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume bit-for-bit (data is rebuilt from the configs)."""
+        return {
+            "configs": [c.to_dict() for c in self.configs],
+            "step": self.step,
+            "last_eval": self.last_eval,
+            "diverged": list(self.diverged),
+            "flat": self.flat.detach().cpu().clone(),
+            "exp_avg": self.exp_avg.cpu().clone(),
+            "exp_avg_sq": self.exp_avg_sq.cpu().clone(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["configs"] != [c.to_dict() for c in self.configs]:
+            raise ValueError("checkpoint belongs to a different cohort (configs differ)")
+        with torch.no_grad():
+            self.flat.copy_(state["flat"])
+            self.exp_avg.copy_(state["exp_avg"])
+            self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        self.step, self.last_eval = state["step"], state["last_eval"]
+        self.diverged = list(state["diverged"])
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
