@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
+
+DEFAULT_DB = "runs.db"
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line after `grokterm: `, exit status 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,7 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"grokterm: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `grokterm export --csv - | head`
+        sys.stderr.close()
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
         "and emergent abilities as circuit competition.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train a preset's sweep with background workers (resumable)")
+    run.add_argument("preset", help="a preset file, e.g. presets/demo.toml")
+    run.add_argument(
+        "--scale", default="paper", help="a scale named in the preset (default: paper)"
+    )
+    _db_option(run)
+    run.add_argument("--workers", type=int, help="default: one per GPU, else one per CPU core")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I")
+    run.add_argument("--cohort-size", type=int, help="most runs trained as one program")
+    run.add_argument("--dry-run", action="store_true", help="show the plan; touch nothing")
+    run.add_argument("--fresh", action="store_true", help="start a new sweep, do not resume")
+    run.set_defaults(func=cmd_run)
+
+    export = sub.add_parser("export", help="a sweep's runs (or metrics) as CSV")
+    _db_option(export)
+    export.add_argument("--sweep", help="sweep id or name (default: the newest)")
+    export.add_argument("--csv", required=True, metavar="PATH", help="output file, or - for stdout")
+    export.add_argument("--metrics", action="store_true", help="one row per (run, step)")
+    export.set_defaults(func=cmd_export)
+
+    ls = sub.add_parser("ls", help="list sweeps with their progress")
+    _db_option(ls)
+    ls.set_defaults(func=cmd_ls)
 
     bench = sub.add_parser(
         "bench", help="throughput of the cohort engine against the plain reference"
@@ -38,6 +77,131 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def _db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=DEFAULT_DB, help=f"the SQLite store (default: {DEFAULT_DB})")
+
+
+def _open_store(path: str, must_exist: bool = True):
+    from grokterm.store import Store
+
+    if must_exist and not Path(path).exists():
+        raise UsageError(f"{path}: no such database (run a preset first, or pass --db)")
+    return Store(path)
+
+
+def _pick_sweep(store, ref: str | None) -> dict:
+    sweep = store.sweep(ref)
+    if sweep is None:
+        raise UsageError(
+            f"{store.path}: --sweep: no sweep {ref!r}" if ref else f"{store.path}: no sweeps yet"
+        )
+    return sweep
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    from grokterm.presets import PresetError, load_preset
+    from grokterm.progress import SweepView, summary_table
+    from grokterm.runner import MAX_COHORT, Pool, plan_cohorts, worker_slots
+
+    try:
+        preset = load_preset(args.preset).at_scale(args.scale)
+        specs = preset.expand()
+        slots = worker_slots(args.device, args.workers)
+    except PresetError as err:
+        raise UsageError(str(err)) from None
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
+    kind = "cuda" if slots[0].device.startswith("cuda") else "cpu"
+    cohorts = plan_cohorts(specs, len(slots), args.cohort_size or MAX_COHORT[kind])
+    console = Console()
+    if args.dry_run:
+        print_plan(console, preset, args.scale, cohorts, slots)
+        return 0
+
+    store = _open_store(args.db, must_exist=False)
+    sweep = None if args.fresh else store.find_sweep(preset.name, args.scale, preset.digest())
+    if sweep is None:
+        sweep = store.sweep(store.create_sweep(preset, args.scale, cohorts))
+        console.print(f"sweep {sweep['id']}: {preset.name} ({args.scale}), {len(specs)} runs "
+                      f"in {len(cohorts)} cohorts, {len(slots)} workers on {kind}")  # fmt: skip
+    else:
+        p = store.progress(sweep["id"])
+        console.print(f"resuming sweep {sweep['id']}: {p['finished']} of {p['runs']} runs finished")
+    if not store.sweep_finished(sweep["id"]):
+        pool = Pool(store, sweep["id"], slots)
+        view = SweepView(store, sweep)
+        pool.start()
+        try:
+            with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
+                while not store.sweep_finished(sweep["id"]):
+                    pool.check()
+                    if not pool.alive():
+                        raise UsageError(f"workers keep failing; see {pool.log(0).parent}/")
+                    live.update(view.render())
+                    time.sleep(0.25)
+            pool.wait()
+        except KeyboardInterrupt:
+            console.print("stopping: workers are saving checkpoints ...")
+            pool.stop()
+            console.print(f"stopped. Run the same command again to resume sweep {sweep['id']}.")
+            return 130
+    console.print(summary_table(store.runs(sweep["id"])))
+    p = store.progress(sweep["id"])
+    console.print(f"sweep {sweep['id']} finished: {p['finished'] - p['diverged']} runs done, "
+                  f"{p['diverged']} diverged. Export: grokterm export --db {args.db} "
+                  f"--sweep {sweep['id']} --csv out.csv")  # fmt: skip
+    return 0
+
+
+def print_plan(console, preset, scale: str, cohorts, slots) -> None:
+    runs = sum(len(c) for c in cohorts)
+    run_steps = sum(s.config.steps for c in cohorts for s in c)
+    console.print(f"{preset.name} ({scale}): {runs} runs in {len(cohorts)} cohorts, "
+                  f"{run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
+    for i, cohort in enumerate(cohorts, 1):
+        cfg = cohort[0].config
+        console.print(f"  cohort {i}: task={cfg.task} d={cfg.d} layers={cfg.n_layers} "
+                      f"steps={cfg.steps}, {len(cohort)} runs")  # fmt: skip
+        for spec in cohort:
+            console.print(f"    {spec.key}")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from grokterm.export import export_metrics, export_runs
+
+    store = _open_store(args.db)
+    sweep = _pick_sweep(store, args.sweep)
+    write = export_metrics if args.metrics else export_runs
+    if args.csv == "-":
+        write(store, sweep, sys.stdout)
+        return 0
+    with open(args.csv, "w", newline="") as out:
+        n = write(store, sweep, out)
+    print(f"wrote {n} rows of sweep {sweep['id']} ({sweep['name']}) to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _open_store(args.db)
+    table = Table(box=None)
+    for col in ("id", "name", "scale", "figure", "created", "runs", "done", "diverged", "running"):
+        table.add_column(col)
+    for s in store.sweeps():
+        table.add_row(*(str(s[c] or 0) if c in ("done", "diverged", "running") else str(s[c] or "")
+                        for c in ("id", "name", "scale", "figure", "created", "runs", "done",
+                                  "diverged", "running")))  # fmt: skip
+    Console().print(table)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

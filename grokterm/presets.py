@@ -1,0 +1,231 @@
+"""Preset files: parse and validate a sweep's TOML into plain dataclasses, apply a
+scale, expand the grid into runs. No torch.
+
+Format (see docs/presets.md):
+
+    name = "demo"                  # identifier, used by `grokterm run` to resume
+    title = "..."                  # one line
+    figure = "2"                   # which paper figure this reproduces
+    description = "..."            # what it shows, and why its settings were chosen
+    seeds = [0, 1, 2]              # or a count: seeds = 3 means [0, 1, 2]
+
+    [run]                          # base values of any RunConfig field
+    task = "add"
+    d = 64
+
+    [grid]                         # axes: lists of values for any RunConfig field
+    n_train = [2600, 3000]
+
+    [scale.quick]                  # a named scale overrides run fields, grid axes, seeds
+    steps = 3000
+    seeds = 1
+    [scale.quick.grid]
+    d = [8, 32]
+
+    [[claims]]                     # the paper's claims, checked by `grokterm show`
+    ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from grokterm.config import ConfigError, RunConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_SCALE = "paper"
+TOP_KEYS = {"name", "title", "figure", "description", "seeds", "run", "grid", "scale", "claims"}
+FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+
+
+class PresetError(ValueError):
+    """Names the file, the key and what was expected."""
+
+    def __init__(self, path: str | Path, key: str, message: str):
+        super().__init__(f"{path}: {key}: {message}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    key: str  # unique inside a sweep, e.g. "d=32 n_train=3000 seed=0"
+    grid: dict  # this run's values of the grid axes and its seed
+    config: RunConfig
+
+
+@dataclass
+class Preset:
+    path: str
+    text: str  # the TOML as read, stored with the sweep
+    name: str
+    title: str
+    figure: str
+    description: str
+    run: dict  # base RunConfig fields
+    grid: dict[str, list]
+    seeds: list[int]
+    scales: dict[str, dict] = field(default_factory=dict)
+    claims: list[dict] = field(default_factory=list)
+
+    @property
+    def scale_names(self) -> list[str]:
+        return [DEFAULT_SCALE, *self.scales]
+
+    def at_scale(self, scale: str) -> Preset:
+        """This preset with a named scale's overrides applied."""
+        if scale == DEFAULT_SCALE:
+            return self
+        if scale not in self.scales:
+            raise PresetError(self.path, "scale", f"expected one of {', '.join(self.scale_names)}, got {scale!r}")  # fmt: skip
+        over = self.scales[scale]
+        where = f"scale.{scale}"
+        run = {k: v for k, v in over.items() if k not in ("grid", "seeds")}
+        return Preset(
+            path=self.path, text=self.text, name=self.name, title=self.title,
+            figure=self.figure, description=self.description,
+            run=self.run | _run_table(self.path, where, run),
+            grid=self.grid | _grid_table(self.path, f"{where}.grid", over.get("grid", {})),
+            seeds=_seeds(self.path, f"{where}.seeds", over["seeds"]) if "seeds" in over else self.seeds,
+            claims=self.claims,
+        )  # fmt: skip
+
+    def expand(self) -> list[RunSpec]:
+        """Every run of the grid times the seeds, each checked."""
+        axes = list(self.grid.items())
+        specs = []
+        for values in itertools.product(*(v for _, v in axes)):
+            point = dict(zip((k for k, _ in axes), values))
+            for seed in self.seeds:
+                grid = point | {"seed": seed}
+                try:
+                    cfg = RunConfig(**(self.run | grid)).validate()
+                except ConfigError as err:
+                    where = "seeds" if err.key == "seed" else (
+                        f"grid.{err.key}" if err.key in self.grid else f"run.{err.key}")  # fmt: skip
+                    raise PresetError(self.path, where, err.message) from None
+                specs.append(RunSpec(" ".join(f"{k}={v}" for k, v in grid.items()), grid, cfg))
+        return specs
+
+    def digest(self) -> str:
+        """Identity of what this preset trains, to find the sweep to resume."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+def load_preset(path: str | Path) -> Preset:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise PresetError(path, "file", f"cannot be read ({err.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise PresetError(path, "toml", f"not valid TOML ({err})") from None
+    return parse_preset(data, path, text)
+
+
+def parse_preset(data: dict, path: str | Path = "<preset>", text: str = "") -> Preset:
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise PresetError(path, unknown[0], f"unknown key; expected one of {', '.join(sorted(TOP_KEYS))}")  # fmt: skip
+    for key in ("name", "title"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise PresetError(path, key, f"expected a non-empty string, got {_show(data.get(key))}")
+    scales = data.get("scale", {})
+    if not isinstance(scales, dict) or not all(isinstance(v, dict) for v in scales.values()):
+        raise PresetError(path, "scale", "expected tables such as [scale.quick]")
+    claims = data.get("claims", [])
+    if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+        raise PresetError(path, "claims", "expected an array of tables, [[claims]]")
+    preset = Preset(
+        path=str(path), text=text, name=data["name"], title=data["title"],
+        figure=str(data.get("figure", "")), description=str(data.get("description", "")),
+        run=_run_table(path, "run", data.get("run", {})),
+        grid=_grid_table(path, "grid", data.get("grid", {})),
+        seeds=_seeds(path, "seeds", data.get("seeds", 1)),
+        scales=scales, claims=claims,
+    )  # fmt: skip
+    for name in preset.scale_names:
+        preset.at_scale(name).expand()  # every scale must expand cleanly
+    return preset
+
+
+def _run_table(path, where: str, table) -> dict:
+    if not isinstance(table, dict):
+        raise PresetError(path, where, f"expected a table, got {_show(table)}")
+    for key, value in table.items():
+        _check_field(path, f"{where}.{key}", key, value)
+    return dict(table)
+
+
+def _grid_table(path, where: str, table) -> dict[str, list]:
+    if not isinstance(table, dict):
+        raise PresetError(path, where, f"expected a table, got {_show(table)}")
+    for key, values in table.items():
+        if key == "seed":
+            raise PresetError(path, f"{where}.seed", "seeds are set by the top-level `seeds` key")
+        _check_known(path, f"{where}.{key}", key)
+        plural = _kind(key)[1]
+        if not isinstance(values, list) or not all(_type_ok(key, v) for v in values):
+            raise PresetError(path, f"{where}.{key}", f"expected a list of {plural}, got {_show(values)}")  # fmt: skip
+        if not values:
+            raise PresetError(
+                path, f"{where}.{key}", f"expected a non-empty list of {plural}, got []"
+            )
+    return dict(table)
+
+
+def _seeds(path, where: str, value) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return list(range(value))
+    if (isinstance(value, list) and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):  # fmt: skip
+        return list(value)
+    raise PresetError(path, where, f"expected a positive count or a list of non-negative integers, got {_show(value)}")  # fmt: skip
+
+
+def _check_field(path, where: str, key: str, value) -> None:
+    _check_known(path, where, key)
+    if not _type_ok(key, value):
+        raise PresetError(path, where, f"expected {_kind(key)[0]}, got {_show(value)}")
+
+
+def _check_known(path, where: str, key: str) -> None:
+    if key not in FIELD_TYPES:
+        raise PresetError(
+            path, where, f"unknown run field; expected one of {', '.join(FIELD_TYPES)}"
+        )
+
+
+def _type_ok(key: str, value) -> bool:
+    kind = FIELD_TYPES[key]
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool}[kind])
+
+
+NON_NEGATIVE = {"n_mem", "warmup", "seed"}
+
+
+def _kind(key: str) -> tuple[str, str]:
+    """How to name the allowed values of a field: (one, several)."""
+    kind = FIELD_TYPES[key]
+    if kind == "int":
+        adj = "non-negative" if key in NON_NEGATIVE else "positive"
+        return f"a {adj} integer", f"{adj} integers"
+    return {"float": ("a number", "numbers"), "str": ("a string", "strings"),
+            "bool": ("true or false", "booleans")}[kind]  # fmt: skip
+
+
+def _show(value) -> str:
+    return json.dumps(value) if isinstance(value, (str, int, float, list)) else repr(value)

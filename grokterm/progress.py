@@ -1,0 +1,65 @@
+"""What `grokterm run` shows in the terminal: a live view of a sweep read from the
+store (runs finished, each worker's cohort, speed and ETA) and the summary table."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from rich.console import Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grokterm.store import Store
+
+
+class SweepView:
+    def __init__(self, store: Store, sweep: dict):
+        self.store, self.sweep = store, sweep
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("runs"), TimeElapsedColumn(),
+        )  # fmt: skip
+        self.task = self.bar.add_task(f"{sweep['name']} ({sweep['scale']})", total=None)
+
+    def render(self) -> Group:
+        p = self.store.progress(self.sweep["id"])
+        self.bar.update(self.task, total=p["runs"], completed=p["finished"])
+        return Group(self.bar, workers_table(self.store.workers(self.sweep["id"])))
+
+
+def workers_table(workers: list[dict]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for col in ("worker", "device", "cohort", "step", "steps/s", "ETA", "heartbeat"):
+        table.add_column(col, justify="right" if col in ("step", "steps/s") else "left")
+    now = time.time()
+    for w in workers:
+        if w["status"] != "running":
+            continue
+        rate, steps = w["steps_per_sec"], w["cohort_steps"]
+        eta = ""
+        if w["cohort_id"] and rate and steps:
+            eta = str(timedelta(seconds=int((steps - (w["step"] or 0)) / rate)))
+        table.add_row(
+            f"{w['id']} (pid {w['pid']})", w["device"],
+            f"#{w['cohort_id']} ({w['cohort_runs']} runs)" if w["cohort_id"] else "waiting",
+            f"{w['step'] or 0}/{steps}" if steps else "", f"{rate:.1f}" if rate else "",
+            eta, f"{now - w['heartbeat']:.0f}s ago",
+        )  # fmt: skip
+    return table
+
+
+def summary_table(runs: list[dict]) -> Table:
+    table = Table(title="runs")
+    for col in ("key", "status", "step", "train acc", "val acc", "norm", "label"):
+        table.add_column(col, justify="left" if col in ("key", "status", "label") else "right")
+    for r in runs:
+        table.add_row(
+            r["key"], r["status"], str(r["step"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
+            _fmt(r["norm"], 1), r["label"] or "",
+        )  # fmt: skip
+    return table
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,247 @@
+"""The local worker pool: plan cohorts, start worker processes, and the worker loop.
+
+Workers are separate processes in their own session, so they outlive the app, the
+CLI and an SSH drop. Each claims a cohort from runs.db, trains it with the engine,
+flushes metric rows in batches, saves a checkpoint every so often (after a flush, so
+no row is lost) and heartbeats; a cohort whose heartbeat lapses is taken over by
+another worker and resumed from its checkpoint. SIGTERM or SIGINT makes a worker
+checkpoint, hand its cohort back and exit. This module imports torch only inside
+the worker (`work`), so the CLI can plan and supervise without it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+from grokterm.presets import RunSpec
+from grokterm.store import LostCohort, Store
+
+LEASE_S = float(os.environ.get("GROKTERM_LEASE_S", 60))  # heartbeat lapse before takeover
+FLUSH_S = float(os.environ.get("GROKTERM_FLUSH_S", 2))  # metric flush and heartbeat
+CHECKPOINT_S = float(os.environ.get("GROKTERM_CHECKPOINT_S", 30))
+POLL_S = 0.5
+MAX_COHORT = {"cpu": 8, "cuda": 64}
+
+
+@dataclass
+class WorkerSlot:
+    device: str
+    threads: int
+
+
+def plan_cohorts(specs: list[RunSpec], workers: int, max_size: int) -> list[list[RunSpec]]:
+    """Group runs that can share a program, sorted by training-set size to keep
+    padding small, in chunks small enough that every worker gets work."""
+    size = max(1, min(max_size, math.ceil(len(specs) / max(workers, 1))))
+    ordered = sorted(
+        specs, key=lambda s: (s.config.cohort_key(), s.config.n_train + s.config.n_mem)
+    )
+    cohorts = []
+    for _, group in groupby(ordered, key=lambda s: s.config.cohort_key()):
+        group = list(group)
+        cohorts += [group[i : i + size] for i in range(0, len(group), size)]
+    return cohorts
+
+
+def worker_slots(device: str, workers: int | None) -> list[WorkerSlot]:
+    """Default: one worker per GPU, else one per CPU core with one thread each."""
+    if device == "auto":
+        device = "cuda" if gpu_count() else "cpu"
+    if device == "cuda":
+        n = gpu_count()
+        if not n:
+            raise ValueError("--device cuda asked for, but no CUDA GPU is visible")
+        return [WorkerSlot(f"cuda:{i % n}", 1) for i in range(workers or n)]
+    if device.startswith("cuda:"):
+        return [WorkerSlot(device, 1) for _ in range(workers or 1)]
+    if device != "cpu":
+        raise ValueError(f"expected auto, cpu, cuda or cuda:I, got {device!r}")
+    return [WorkerSlot("cpu", 1) for _ in range(workers or os.cpu_count() or 1)]
+
+
+def gpu_count() -> int:
+    """CUDA devices, asking torch in a subprocess only where an NVIDIA driver exists."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return 0
+    code = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def start_worker(db: Path, sweep_id: int, slot: WorkerSlot, log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "grokterm.runner", "--db", str(db), "--sweep", str(sweep_id),
+           "--device", slot.device, "--threads", str(slot.threads)]  # fmt: skip
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class Pool:
+    """The worker processes of one sweep, started and watched by `grokterm run`."""
+
+    MAX_RESPAWNS = 3  # per slot: a worker that keeps dying points at a real bug
+
+    def __init__(self, store: Store, sweep_id: int, slots: list[WorkerSlot]):
+        self.store, self.sweep_id, self.slots = store, sweep_id, slots
+        self.procs: list[subprocess.Popen | None] = [None] * len(slots)
+        self.respawns = [0] * len(slots)
+
+    def log(self, i: int) -> Path:
+        return (
+            self.store.path.parent
+            / f"{self.store.path.name}.logs"
+            / f"sweep-{self.sweep_id}-worker-{i}.log"
+        )
+
+    def start(self) -> None:
+        for i, slot in enumerate(self.slots):
+            self.procs[i] = start_worker(self.store.path, self.sweep_id, slot, self.log(i))
+
+    def check(self) -> None:
+        """Replace a worker that died while the sweep still has work."""
+        for i, proc in enumerate(self.procs):
+            if proc is None or proc.poll() is None or self.store.sweep_finished(self.sweep_id):
+                continue
+            if self.respawns[i] < self.MAX_RESPAWNS:
+                self.respawns[i] += 1
+                self.procs[i] = start_worker(
+                    self.store.path, self.sweep_id, self.slots[i], self.log(i)
+                )
+            else:
+                self.procs[i] = None
+
+    def alive(self) -> int:
+        return sum(p is not None and p.poll() is None for p in self.procs)
+
+    def stop(self, timeout: float = 120) -> None:
+        """Ask every worker to checkpoint and hand its cohort back, then wait."""
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        self.wait(timeout)
+
+    def wait(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            if p is not None:
+                try:
+                    p.wait(max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+# -- the worker process ---------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, db: Path, sweep_id: int, device: str):
+        self.store = Store(db)
+        self.sweep_id, self.device = sweep_id, device
+        self.id = self.store.register_worker(sweep_id, device)
+        self.stopping = False
+
+    def stop(self, *_) -> None:
+        self.stopping = True
+
+    def work(self) -> None:
+        """Claim and train cohorts until the sweep is finished or we are told to stop."""
+        while not self.stopping:
+            cohort = self.store.claim_cohort(self.sweep_id, self.id, self.device, LEASE_S)
+            if cohort is None:
+                if self.store.sweep_finished(self.sweep_id):
+                    break
+                time.sleep(POLL_S)  # others are training; their lease may lapse
+                continue
+            try:
+                self.train(cohort)
+            except LostCohort:
+                continue
+        self.store.worker_exit(self.id, "stopped" if self.stopping else "finished")
+
+    def train(self, claim: dict) -> None:
+        import torch
+
+        from grokterm.config import RunConfig
+        from grokterm.experiment.trainer import Cohort
+
+        run_ids = [r["id"] for r in claim["runs"]]
+        configs = [RunConfig.from_dict(json.loads(r["config"])) for r in claim["runs"]]
+        cohort = Cohort(configs, device=self.device)
+        checkpoint_path = self.store.checkpoint_dir / f"cohort-{claim['id']}.pt"
+        if checkpoint_path.exists():
+            cohort.load_state_dict(torch.load(checkpoint_path))
+        buffer: list[dict] = []
+        clock = {"flush": time.monotonic(), "checkpoint": time.monotonic(), "step": cohort.step}
+
+        def on_metrics(rows) -> None:
+            for row in rows:
+                buffer.append({"run_id": run_ids[row.run], "step": row.step, "train_loss": row.train_loss,
+                               "train_acc": row.train_acc, "val_loss": row.val_loss, "val_acc": row.val_acc,
+                               "norm": row.norm, "extras": row.extras, "diverged": row.diverged})  # fmt: skip
+
+        def flush(checkpoint: str | None = None) -> None:
+            now = time.monotonic()
+            elapsed = now - clock["flush"]
+            rate = (cohort.step - clock["step"]) / elapsed if elapsed > 0.5 else None
+            self.store.write_progress(claim["id"], self.id, cohort.step, buffer, rate, checkpoint)
+            buffer.clear()
+            if rate is not None:
+                clock["flush"], clock["step"] = now, cohort.step
+
+        def save() -> None:
+            # Rows first, file second: a checkpoint never gets ahead of the stored
+            # metrics. Dying in between resumes from the older file and re-logs.
+            path = checkpoint_path
+            flush(checkpoint=str(path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(cohort.state_dict(), tmp)
+            os.replace(tmp, path)
+            clock["checkpoint"] = time.monotonic()
+
+        def tick() -> bool:
+            now = time.monotonic()
+            if now - clock["checkpoint"] >= CHECKPOINT_S:
+                save()
+            elif now - clock["flush"] >= FLUSH_S:
+                flush()
+            return self.stopping
+
+        if cohort.train(on_metrics, should_stop=tick):
+            flush()
+            self.store.finish_cohort(claim["id"], self.id)
+            checkpoint_path.unlink(missing_ok=True)
+        else:
+            save()
+            self.store.release_cohort(claim["id"], self.id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grokterm.runner")
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--sweep", type=int, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    worker = Worker(args.db, args.sweep, args.device)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.work()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
