@@ -1,0 +1,60 @@
+"""Shared helpers: small preset files and running the real `grokterm` command."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TINY = """
+name = "tiny"
+title = "Tiny test sweep"
+figure = "test"
+description = "Small runs for tests."
+seeds = [0, 1]
+
+[run]
+p = 17
+d = 16
+steps = 200
+eval_every = 20
+
+[grid]
+n_train = [80, 120]
+
+[scale.quick]
+steps = 60
+seeds = 1
+"""
+
+# Short intervals so fault tests see checkpoints, flushes and lapsed leases quickly.
+FAST_ENV = {"GROKTERM_CHECKPOINT_S": "0.3", "GROKTERM_FLUSH_S": "0.1", "GROKTERM_LEASE_S": "2"}
+
+
+def write_preset(directory: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def grokterm(
+    *args: str, cwd: Path, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "grokterm.cli", *args], cwd=cwd, capture_output=True, text=True,
+        env=os.environ | FAST_ENV | (env or {}), timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def popen_grokterm(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "grokterm.cli", *args], cwd=cwd, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | FAST_ENV | (env or {}),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    return write_preset(tmp_path)

@@ -1,0 +1,128 @@
+"""Preset files: parsing, scales, grid expansion, and one clear line for bad input."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import TINY, grokterm, write_preset
+
+from grokterm.presets import PresetError, load_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tiny_preset_expands_grid_times_seeds(tiny):
+    preset = load_preset(tiny)
+    specs = preset.expand()
+    assert [s.key for s in specs] == [
+        "n_train=80 seed=0", "n_train=80 seed=1", "n_train=120 seed=0", "n_train=120 seed=1",
+    ]  # fmt: skip
+    assert all(s.config.d == 16 and s.config.p == 17 and s.config.steps == 200 for s in specs)
+    assert specs[2].grid == {"n_train": 120, "seed": 0}
+
+
+def test_scale_overrides_run_fields_grid_and_seeds(tmp_path):
+    path = write_preset(tmp_path, TINY + "\n[scale.quick.grid]\nn_train = [50]\n")
+    quick = load_preset(path).at_scale("quick")
+    specs = quick.expand()
+    assert [s.key for s in specs] == ["n_train=50 seed=0"]
+    assert specs[0].config.steps == 60
+    with pytest.raises(PresetError, match="scale: expected one of paper, quick, got 'huge'"):
+        load_preset(path).at_scale("huge")
+
+
+def test_every_shipped_preset_parses_at_every_scale():
+    paths = sorted((ROOT / "presets").glob("*.toml"))
+    assert paths, "presets/ is empty"
+    for path in paths:
+        preset = load_preset(path)
+        for scale in preset.scale_names:
+            assert preset.at_scale(scale).expand()
+
+
+BAD = [
+    ('[grid]\nn_train = "abc"', 'grid.n_train: expected a list of positive integers, got "abc"'),
+    (
+        "[grid]\nn_train = []",
+        "grid.n_train: expected a non-empty list of positive integers, got []",
+    ),
+    ("[grid]\nd = [30]", "grid.d: expected a multiple of n_heads (4), got 30"),
+    (
+        "[grid]\nn_train = [20000]",
+        "grid.n_train: expected at most 289 (all pairs for p=17), got 20000",
+    ),
+    ("[run]\nsteps = -5", "run.steps: expected a positive integer, got -5"),
+    ("[run]\nhidden = 3", "run.hidden: unknown run field; expected one of task, p,"),
+    ('[run]\nlr = "fast"', 'run.lr: expected a number, got "fast"'),
+    (
+        '[run]\ntask = "divide"',
+        "run.task: expected one of add, square, memorize, multitask, got 'divide'",
+    ),
+    ("colour = 1", "colour: unknown key; expected one of"),
+    ("seeds = 0", "seeds: expected a positive count or a list of non-negative integers, got 0"),
+]
+
+
+def _bad_preset(tmp_path: Path, change: str) -> Path:
+    """The tiny preset with one table replaced or one key added."""
+    text = TINY.replace("[grid]\nn_train = [80, 120]\n", "")
+    text = text.replace("seeds = [0, 1]\n", "") if change.startswith("seeds") else text
+    if change.startswith("[run]"):
+        key = change.split("\n")[1].split(" =")[0]
+        text = "\n".join(line for line in text.split("\n") if not line.startswith(f"{key} = "))
+        text = text.replace("[run]\n", change + "\n", 1)
+    elif change.startswith("[grid]"):
+        text = text.replace("[scale.quick]", change + "\n\n[scale.quick]")
+    else:
+        text = change + "\n" + text
+    return write_preset(tmp_path, text, "bad.toml")
+
+
+@pytest.fixture(scope="module")
+def finished_db(tmp_path_factory) -> Path:
+    """A database holding one finished sweep, made once for the module."""
+    directory = tmp_path_factory.mktemp("db")
+    tiny = write_preset(directory)
+    result = grokterm("run", str(tiny), "--scale", "quick", "--db", "runs.db", cwd=directory)
+    assert result.returncode == 0, result.stderr
+    return directory / "runs.db"
+
+
+@pytest.mark.parametrize("change, message", BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_bad_preset_one_line_exit_2_database_untouched(tmp_path, finished_db, change, message):
+    shutil.copy(finished_db, tmp_path / "runs.db")
+    before = hashlib.sha256((tmp_path / "runs.db").read_bytes()).hexdigest()
+    bad = _bad_preset(tmp_path, change)
+    result = grokterm("run", str(bad), "--db", "runs.db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"grokterm: {bad}: ")
+    assert message in lines[0]
+    assert hashlib.sha256((tmp_path / "runs.db").read_bytes()).hexdigest() == before
+
+
+def test_bad_preset_creates_no_database(tmp_path):
+    bad = _bad_preset(tmp_path, "[grid]\nd = [30]")
+    assert grokterm("run", str(bad), cwd=tmp_path).returncode == 2
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_missing_file_and_invalid_toml(tmp_path):
+    result = grokterm("run", "nope.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "grokterm: nope.toml: file: cannot be read" in result.stderr
+    broken = write_preset(tmp_path, "name = [", "broken.toml")
+    result = grokterm("run", str(broken), cwd=tmp_path)
+    assert result.returncode == 2 and f"{broken}: toml: not valid TOML" in result.stderr
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_unknown_scale_is_a_clear_error(tmp_path, tiny):
+    result = grokterm("run", str(tiny), "--scale", "huge", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"grokterm: {tiny}: scale: expected one of paper, quick, got 'huge'"
+    )

@@ -1,0 +1,93 @@
+"""`grokterm run`, `ls` and `export` through the real command line."""
+
+import csv
+import io
+import sqlite3
+
+from conftest import grokterm
+
+from grokterm.store import Store
+
+
+def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
+    result = grokterm("run", str(tiny), "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "4 runs in 2 cohorts, 2 workers on cpu" in result.stdout
+    assert "finished: 4 runs done, 0 diverged" in result.stdout
+
+    store = Store(tmp_path / "runs.db")
+    sweep = store.sweep()
+    runs = store.runs(sweep["id"])
+    assert [r["status"] for r in runs] == ["done"] * 4
+    metrics = store.metrics(sweep["id"])
+    steps = list(range(0, 201, 20))
+    for run in runs:
+        assert [m["step"] for m in metrics if m["run_id"] == run["id"]] == steps
+        assert run["step"] == 200 and run["train_acc"] is not None
+    workers = {w["id"]: w for w in store.workers(sweep["id"])}
+    assert len(workers) == 2 and all(w["status"] == "finished" for w in workers.values())
+
+    out = tmp_path / "runs.csv"
+    assert grokterm("export", "--csv", str(out), cwd=tmp_path).returncode == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 4
+    by_key = {r["key"]: r for r in rows}
+    for run in runs:
+        row = by_key[run["key"]]
+        assert int(row["n_train"]) == run["config"]["n_train"] and row["status"] == "done"
+        assert float(row["val_acc"]) == run["val_acc"]
+        assert float(row["norm"]) == run["norm"]
+
+    result = grokterm("export", "--csv", "-", "--metrics", "--sweep", "tiny", cwd=tmp_path)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == len(metrics) == 4 * len(steps)
+    assert {"run_id", "key", "n_train", "seed", "step", "train_acc", "val_acc", "norm"} <= set(
+        rows[0]
+    )
+    first = next(m for m in metrics if m["run_id"] == runs[0]["id"] and m["step"] == 100)
+    row = next(r for r in rows if r["run_id"] == str(runs[0]["id"]) and r["step"] == "100")
+    assert float(row["train_loss"]) == first["train_loss"]
+
+    listing = grokterm("ls", cwd=tmp_path)
+    assert listing.returncode == 0 and "tiny" in listing.stdout
+
+
+def test_finished_sweep_is_not_retrained_and_fresh_makes_a_new_one(tmp_path, tiny):
+    assert grokterm("run", str(tiny), "--scale", "quick", cwd=tmp_path).returncode == 0
+    again = grokterm("run", str(tiny), "--scale", "quick", cwd=tmp_path)
+    assert "resuming sweep 1: 2 of 2 runs finished" in again.stdout
+    fresh = grokterm("run", str(tiny), "--scale", "quick", "--fresh", cwd=tmp_path)
+    assert "sweep 2: tiny (quick)" in fresh.stdout
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sweeps").fetchone() == (2,)
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone() == (4,)
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, tiny):
+    result = grokterm("run", str(tiny), "--dry-run", "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "tiny (paper): 4 runs in 2 cohorts, 800 run-steps" in result.stdout
+    assert "n_train=120 seed=1" in result.stdout
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_diverged_run_is_marked_and_the_rest_finish(tmp_path):
+    from conftest import TINY, write_preset
+
+    preset = write_preset(tmp_path, TINY.replace("[grid]\n", "[grid]\nlr = [1e-3, 1e30]\n"))
+    result = grokterm("run", str(preset), "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = Store(tmp_path / "runs.db").runs(1)
+    status = {r["key"]: r["status"] for r in runs}
+    assert sum(s == "diverged" for s in status.values()) == 4
+    assert all(s == "done" for k, s in status.items() if "lr=0.001" in k)
+
+
+def test_export_and_ls_errors_are_one_line(tmp_path):
+    result = grokterm("export", "--csv", "x.csv", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "grokterm: runs.db: no such database (run a preset first, or pass --db)"
+    )
+    assert not (tmp_path / "runs.db").exists()

@@ -1,0 +1,89 @@
+"""runs.db under several writer processes, and idempotent metric writes."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+from grokterm.presets import parse_preset
+from grokterm.runner import plan_cohorts
+from grokterm.store import Store
+
+PRESET = {"name": "c", "title": "concurrency", "run": {"p": 17, "d": 8, "steps": 10},
+          "grid": {"n_train": [50, 60, 70, 80]}, "seeds": 1}  # fmt: skip
+
+WRITER = textwrap.dedent("""
+    import sys
+    from grokterm.store import Store
+    db, sweep = sys.argv[1], int(sys.argv[2])
+    store = Store(db)
+    worker = store.register_worker(sweep, "cpu")
+    cohort = store.claim_cohort(sweep, worker, "cpu", lease_s=600)
+    run_id = cohort["runs"][0]["id"]
+    for step in range(300):
+        rows = [{"run_id": run_id, "step": step, "train_loss": 1.0, "train_acc": 0.5,
+                 "val_loss": 2.0, "val_acc": 0.1, "norm": 3.0, "extras": {"x": step}}]
+        store.write_progress(cohort["id"], worker, step, rows)
+    store.finish_cohort(cohort["id"], worker)
+""")
+
+
+def make_sweep(path) -> tuple[Store, int]:
+    store = Store(path)
+    preset = parse_preset(PRESET)
+    sweep_id = store.create_sweep(preset, "paper", plan_cohorts(preset.expand(), 4, 1))
+    return store, sweep_id
+
+
+def test_several_writers_while_a_reader_polls(tmp_path):
+    store, sweep_id = make_sweep(tmp_path / "runs.db")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(store.path), str(sweep_id)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+    polls, last = 0, 0
+    while any(p.poll() is None for p in procs):
+        rows = store.metrics(sweep_id, since_rowid=last)
+        last = max([last, *(r["rowid"] for r in rows)])
+        store.progress(sweep_id)
+        polls += 1
+        time.sleep(0.01)
+    errors = [p.stderr.read() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert polls > 5
+    metrics = store.metrics(sweep_id)
+    assert len(metrics) == 4 * 300
+    assert {(m["run_id"], m["step"]) for m in metrics} == {
+        (r["id"], s) for r in store.runs(sweep_id) for s in range(300)
+    }
+    assert store.sweep_finished(sweep_id)
+
+
+def test_metric_writes_are_idempotent_on_run_and_step(tmp_path):
+    store, sweep_id = make_sweep(tmp_path / "runs.db")
+    worker = store.register_worker(sweep_id, "cpu")
+    cohort = store.claim_cohort(sweep_id, worker, "cpu", lease_s=60)
+    run_id = cohort["runs"][0]["id"]
+    row = {"run_id": run_id, "step": 5, "train_loss": 1.0, "train_acc": 0.5, "val_loss": None,
+           "val_acc": None, "norm": 2.0, "extras": {}}  # fmt: skip
+    store.write_progress(cohort["id"], worker, 5, [row])
+    store.write_progress(cohort["id"], worker, 5, [row | {"train_acc": 0.75}])
+    metrics = store.metrics(sweep_id)
+    assert len(metrics) == 1 and metrics[0]["train_acc"] == 0.75
+
+
+def test_lapsed_cohort_is_taken_over_and_old_owner_writes_nothing(tmp_path):
+    import pytest
+
+    from grokterm.store import LostCohort
+
+    store, sweep_id = make_sweep(tmp_path / "runs.db")
+    first = store.register_worker(sweep_id, "cpu")
+    claimed = [store.claim_cohort(sweep_id, first, "cpu", lease_s=60) for _ in range(4)]
+    second = store.register_worker(sweep_id, "cpu")
+    assert store.claim_cohort(sweep_id, second, "cpu", lease_s=60) is None
+    taken = store.claim_cohort(sweep_id, second, "cpu", lease_s=-1)  # every lease has lapsed
+    assert taken["id"] == claimed[0]["id"]
+    row = {"run_id": taken["runs"][0]["id"], "step": 1, "train_loss": 1.0, "train_acc": 0.5,
+           "val_loss": 1.0, "val_acc": 0.0, "norm": 1.0, "extras": {}}  # fmt: skip
+    with pytest.raises(LostCohort):
+        store.write_progress(taken["id"], first, 1, [row])
+    assert store.metrics(sweep_id) == []
