@@ -208,10 +208,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from grokterm.bench import bench_case
-    from grokterm.experiment.trainer import pick_device
+    from grokterm.experiment.trainer import configure_torch, pick_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_torch(args.threads)
     try:
         device = pick_device(args.device)
     except ValueError as err:

@@ -50,15 +50,24 @@ def workers_table(workers: list[dict]) -> Table:
 
 
 def summary_table(runs: list[dict]) -> Table:
+    """Final values per run, its label, and when it fit the training set and
+    generalized (first evaluation with train acc >= 0.99, validation acc >= 0.95)."""
     table = Table(title="runs")
-    for col in ("key", "status", "step", "train acc", "val acc", "norm", "label"):
+    cols = ("key", "status", "step", "train acc", "val acc", "norm", "label", "fit at", "gen at")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("key", "status", "label") else "right")
     for r in runs:
+        info = r["label_info"]
         table.add_row(
             r["key"], r["status"], str(r["step"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
             _fmt(r["norm"], 1), r["label"] or "",
+            _step(info.get("fit_step")), _step(info.get("gen_step")),
         )  # fmt: skip
     return table
+
+
+def _step(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+from grokterm.analysis import dynamics
 from grokterm.presets import RunSpec
 from grokterm.store import LostCohort, Store
 
@@ -180,6 +181,7 @@ class Worker:
         if checkpoint_path.exists():
             cohort.load_state_dict(torch.load(checkpoint_path))
         buffer: list[dict] = []
+        curves = self.store.run_curves(run_ids)  # for labels so far, across resumes
         clock = {"flush": time.monotonic(), "checkpoint": time.monotonic(), "step": cohort.step}
 
         def on_metrics(rows) -> None:
@@ -187,12 +189,18 @@ class Worker:
                 buffer.append({"run_id": run_ids[row.run], "step": row.step, "train_loss": row.train_loss,
                                "train_acc": row.train_acc, "val_loss": row.val_loss, "val_acc": row.val_acc,
                                "norm": row.norm, "extras": row.extras, "diverged": row.diverged})  # fmt: skip
+                if not row.diverged:
+                    curves[run_ids[row.run]].append(buffer[-1])
 
         def flush(checkpoint: str | None = None) -> None:
             now = time.monotonic()
             elapsed = now - clock["flush"]
             rate = (cohort.step - clock["step"]) / elapsed if elapsed > 0.5 else None
-            self.store.write_progress(claim["id"], self.id, cohort.step, buffer, rate, checkpoint)
+            changed = {r["run_id"] for r in buffer}
+            labels = {i: info.to_dict() for i in changed if (info := dynamics(curves[i]))}
+            self.store.write_progress(
+                claim["id"], self.id, cohort.step, buffer, rate, checkpoint, labels
+            )
             buffer.clear()
             if rate is not None:
                 clock["flush"], clock["step"] = now, cohort.step
@@ -233,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    import torch
+    from grokterm.experiment.trainer import configure_torch
 
-    torch.set_num_threads(args.threads)
+    configure_torch(args.threads)
     worker = Worker(args.db, args.sweep, args.device)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

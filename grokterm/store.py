@@ -215,9 +215,11 @@ class Store:
         rows: Sequence[dict],
         steps_per_sec: float | None = None,
         checkpoint: str | None = None,
+        labels: dict[int, dict] | None = None,
     ) -> None:
         """One transaction: upsert metric rows (dicts with run_id, step, metrics,
-        extras, diverged), update the runs' latest values and the cohort's heartbeat.
+        extras, diverged), update the runs' latest values and labels (run_id ->
+        analysis.Dynamics as a dict) and the cohort's heartbeat.
         Raises LostCohort, writing nothing, if another worker owns the cohort now."""
         now = time.time()
         with self._write():
@@ -242,6 +244,11 @@ class Store:
                     (r["step"], *(_finite_or_none(r[c]) for c in METRIC_COLUMNS),
                      bool(r.get("diverged")), run_id),
                 )  # fmt: skip
+            for run_id, info in (labels or {}).items():
+                self.db.execute(
+                    "UPDATE runs SET label = ?, label_info = ? WHERE id = ?",
+                    (info["label"], json.dumps(info), run_id),
+                )
             ckpt_sql, ckpt_args = (", checkpoint = ?", (checkpoint,)) if checkpoint else ("", ())
             self.db.execute(
                 f"UPDATE cohorts SET heartbeat = ?, step = ?{ckpt_sql} WHERE id = ?",
@@ -306,7 +313,19 @@ class Store:
         rows = self._rows("SELECT * FROM runs WHERE sweep_id = ? ORDER BY id", (sweep_id,))
         for r in rows:
             r["grid"], r["config"] = json.loads(r["grid"]), json.loads(r["config"])
+            r["label_info"] = json.loads(r["label_info"]) if r["label_info"] else {}
         return rows
+
+    def run_curves(self, run_ids: Sequence[int]) -> dict[int, list[dict]]:
+        """Stored metric rows of the given runs, by run, in step order."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self._rows(
+            f"SELECT * FROM metrics WHERE run_id IN ({marks}) ORDER BY run_id, step", list(run_ids)
+        )
+        out: dict[int, list[dict]] = {i: [] for i in run_ids}
+        for r in rows:
+            out[r["run_id"]].append(r)
+        return out
 
     def metrics(self, sweep_id: int, since_rowid: int = 0) -> list[dict]:
         """Metric rows of a sweep with rowid > since_rowid, oldest first."""

@@ -34,11 +34,13 @@ def curves(db) -> dict:
             " FROM metrics m JOIN runs r ON r.id = m.run_id ORDER BY r.key, m.step"
         ).fetchall()
         statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
+        labels = dict(conn.execute("SELECT key, label_info FROM runs").fetchall())
     assert statuses == {"done"}
     out: dict = {}
     for key, step, *values in rows:
         assert (key, step) not in out
         out[(key, step)] = tuple(values)
+    out["labels"] = labels  # from the whole curve, also across a resume
     return out
 
 
@@ -48,7 +50,7 @@ def uninterrupted(tmp_path_factory):
     preset = write_preset(directory, SLOW, "slow.toml")
     assert grokterm("run", str(preset), "--workers", "2", cwd=directory).returncode == 0
     result = curves(directory / "runs.db")
-    assert len(result) == 4 * 31
+    assert len(result) == 4 * 31 + 1
     return result
 
 

@@ -6,6 +6,7 @@ import sqlite3
 
 from conftest import grokterm
 
+from grokterm.analysis import LABELS
 from grokterm.store import Store
 
 
@@ -24,6 +25,9 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
     for run in runs:
         assert [m["step"] for m in metrics if m["run_id"] == run["id"]] == steps
         assert run["step"] == 200 and run["train_acc"] is not None
+        # labelled from its whole curve, with the numbers behind the label
+        assert run["label"] in LABELS and run["label_info"]["last_step"] == 200
+        assert run["label_info"]["final_val"] == run["val_acc"]
     workers = {w["id"]: w for w in store.workers(sweep["id"])}
     assert len(workers) == 2 and all(w["status"] == "finished" for w in workers.values())
 
@@ -37,6 +41,7 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
         assert int(row["n_train"]) == run["config"]["n_train"] and row["status"] == "done"
         assert float(row["val_acc"]) == run["val_acc"]
         assert float(row["norm"]) == run["norm"]
+        assert row["label"] == run["label"]
 
     result = grokterm("export", "--csv", "-", "--metrics", "--sweep", "tiny", cwd=tmp_path)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))

@@ -62,6 +62,16 @@ class Batch:
                         self.group[:, i : i + size], self.valid[:, i : i + size])  # fmt: skip
 
 
+def configure_torch(threads: int | None = None) -> None:
+    """Process-wide settings for training. Flushing denormal floats to zero: as
+    weight decay shrinks values, float32 activations and gradients go denormal and
+    a CPU step runs about 2x slower (measured: 24 vs 50 steps/s at p=59, d=64);
+    values below 1.2e-38 change no result that matters."""
+    torch.set_flush_denormal(True)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def pick_device(spec: str = "auto") -> str:
     if spec == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
