@@ -10,6 +10,7 @@ FIT = 0.99  # train accuracy that counts as having fit (memorized) the training 
 VAL_LOW = 0.10  # validation below this is "negligible"
 VAL_GEN = 0.95  # validation at or above this is "generalized"
 MEM_GAP = 0.20  # a train-minus-validation gap this large means memorization came first
+GROK_DELAY = 2.0  # grokking: validation generalizes at >= this multiple of the fit step
 
 LABELS = ("progression", "ungrokking", "grokking", "semi-grokking", "comprehension", "not learned")
 
@@ -66,12 +67,14 @@ def _label(info: Dynamics) -> str:
     if info.fit_step is None:
         # generalizing while the training set is not yet fit, or neither
         return "progression" if rose else "not learned"
-    if rose and info.rise_step <= info.fit_step:
+    if rose and info.rise_step < info.fit_step:
         # validation rose before the training set was fit: either after a partial
         # memorization (progression) or together with training accuracy (comprehension)
         return "progression" if info.max_gap >= MEM_GAP else "comprehension"
     if info.final_val >= VAL_GEN:
-        return "grokking"
+        # generalized after fitting; "much later" is what makes it grokking
+        late = info.gen_step is not None and info.gen_step >= GROK_DELAY * max(info.fit_step, 1)
+        return "grokking" if late else "comprehension"
     if info.final_val < VAL_LOW:
         return "ungrokking"
     return "semi-grokking"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from rich import box
 from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -50,18 +51,19 @@ def workers_table(workers: list[dict]) -> Table:
 
 
 def summary_table(runs: list[dict]) -> Table:
-    """Final values per run, its label, and when it fit the training set and
-    generalized (first evaluation with train acc >= 0.99, validation acc >= 0.95)."""
-    table = Table(title="runs")
-    cols = ("key", "status", "step", "train acc", "val acc", "norm", "label", "fit at", "gen at")
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("key", "status", "label") else "right")
+    """Final values per run, its label (or its status, where it is not done), and
+    when it fit the training set and generalized: the first evaluation with train
+    accuracy >= 0.99 (fit@) and with validation accuracy >= 0.95 (gen@).
+    Fits 80 columns."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="runs")
+    for col in ("run", "step", "train", "val", "norm", "label", "fit@", "gen@"):
+        table.add_column(col, justify="left" if col in ("run", "label") else "right", no_wrap=True)
     for r in runs:
         info = r["label_info"]
+        label = r["label"] if r["status"] == "done" else r["status"]
         table.add_row(
-            r["key"], r["status"], str(r["step"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
-            _fmt(r["norm"], 1), r["label"] or "",
-            _step(info.get("fit_step")), _step(info.get("gen_step")),
+            r["key"], str(r["step"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
+            _fmt(r["norm"], 1), label or "", _step(info.get("fit_step")), _step(info.get("gen_step")),
         )  # fmt: skip
     return table
 

@@ -21,6 +21,21 @@ def test_grokking_train_fits_long_before_validation():
     assert info.norm_peak == 46
 
 
+def test_grokking_when_validation_starts_rising_at_the_fit_eval():
+    # seen in the demo at 50% data: val 0.37 at the eval where train first fits,
+    # then 1.0 five evals later
+    c = curve(train=[0.01, 0.27, 1, 1, 1, 1, 1, 1], val=[0.02, 0.01, 0.37, 0.45, 0.5, 0.8, 0.96, 1])
+    info = dynamics(c)
+    assert info.rise_step == info.fit_step == 200 and info.gen_step == 600
+    assert info.label == "grokking"
+
+
+def test_generalizing_right_after_fitting_is_comprehension_not_grokking():
+    info = dynamics(curve(train=[0.1, 0.5, 1, 1, 1], val=[0, 0.05, 0.5, 0.97, 1]))
+    assert (info.fit_step, info.gen_step) == (200, 300)  # 1.5x the fit step: no real delay
+    assert info.label == "comprehension"
+
+
 def test_ungrokking_memorizes_and_never_generalizes():
     info = dynamics(curve(train=[0.1, 0.9, 1, 1, 1, 1], val=[0, 0.01, 0.02, 0.03, 0.05, 0.04]))
     assert info.label == "ungrokking" and info.gen_step is None and info.rise_step is None
@@ -60,7 +75,8 @@ def test_not_learned_when_nothing_fits_or_generalizes():
      (VAL_LOW, "semi-grokking"), (VAL_LOW - 1e-9, "ungrokking")],
 )  # fmt: skip
 def test_thresholds_are_inclusive_at_their_boundaries(final_val, label):
-    assert dynamics(curve(train=[0.1, FIT, 1, 1], val=[0, 0, 0, final_val])).label == label
+    c = curve(train=[0.1, FIT, 1, 1, 1], val=[0, 0, 0, 0, final_val])
+    assert dynamics(c).label == label
 
 
 def test_fit_threshold_boundary():
