@@ -11,6 +11,9 @@ VAL_LOW = 0.10  # validation below this is "negligible"
 VAL_GEN = 0.95  # validation at or above this is "generalized"
 MEM_GAP = 0.20  # a train-minus-validation gap this large means memorization came first
 GROK_DELAY = 2.0  # grokking: validation generalizes at >= this multiple of the fit step
+PLATEAU_EVALS = 3  # a bump (fig 5): train accuracy flat for this many evaluations ...
+PLATEAU_EPS = 0.01  # ... (moving less than this) ...
+BUMP_RISE = 0.05  # ... then rising by at least this before the next plateau
 
 LABELS = ("progression", "ungrokking", "grokking", "semi-grokking", "comprehension", "not learned")
 
@@ -29,6 +32,7 @@ class Dynamics:
     norm_final: float
     norm_change: float | None  # through the transition: at gen (or end) minus at rise
     last_step: int
+    bumps: int  # plateaus in train accuracy followed by a rise (progression, fig 5)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +59,7 @@ def dynamics(curve: Sequence[dict]) -> Dynamics | None:
         label=None, fit_step=fit, rise_step=rise, gen_step=gen,
         final_train=final["train_acc"], final_val=final.get("val_acc"), max_gap=max_gap,
         norm_start=rows[0]["norm"], norm_peak=max(norms.values()), norm_final=final["norm"],
-        norm_change=change, last_step=final["step"],
+        norm_change=change, last_step=final["step"], bumps=train_bumps([r["train_acc"] for r in rows]),
     )  # fmt: skip
     if has_val:
         info.label = _label(info)
@@ -80,5 +84,153 @@ def _label(info: Dynamics) -> str:
     return "semi-grokking"
 
 
+def train_bumps(train: Sequence[float]) -> int:
+    """Rises of train accuracy by >= BUMP_RISE that start from a plateau below FIT."""
+    bumps, flat, base, in_rise = 0, 0, None, False
+    for prev, cur in zip(train, train[1:]):
+        if abs(cur - prev) < PLATEAU_EPS:
+            flat += 1
+            if flat >= PLATEAU_EVALS:
+                base, in_rise = cur, False
+            continue
+        flat = 0
+        if base is not None and base < FIT and not in_rise and cur - base >= BUMP_RISE:
+            bumps, in_rise = bumps + 1, True
+    return bumps
+
+
 def _first(rows: Sequence[dict], key: str, threshold: float) -> int | None:
     return next((r["step"] for r in rows if (r.get(key) or 0.0) >= threshold), None)
+
+
+# -- aggregates over seeds and derived curves ---------------------------------------
+
+D_CRIT_VAL = 0.9  # "near-perfect" mean final validation accuracy, for D_crit
+SEMI_BAND = 1000  # paper: the semi-grokking interval spans about 1000 data points
+EMERGE_VAL = 0.5  # best-seed validation accuracy that counts as the ability emerging
+
+# two-sided 95% Student t quantiles by degrees of freedom (no scipy needed)
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131,
+        20: 2.086, 25: 2.060, 30: 2.042}  # fmt: skip
+
+
+@dataclass
+class Point:
+    """The runs of one grid point (all seeds): mean with 95% interval, best seed."""
+
+    grid: dict  # grid values without the seed
+    n: int
+    mean: float
+    low: float
+    high: float
+    best: float
+    labels: dict[str, int]  # label -> number of seeds
+
+    @property
+    def label(self) -> str | None:
+        """The seeds' majority label."""
+        return max(self.labels, key=self.labels.get) if self.labels else None
+
+    @property
+    def agree(self) -> bool:
+        return len(self.labels) <= 1
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and its 95% confidence interval (Student t); a single value has none."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, mean, mean
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    df = n - 1
+    t = _T95[max(k for k in _T95 if k <= df)] if df <= 30 else 1.96  # conservative between rows
+    half = t * sd / n**0.5
+    return mean, mean - half, mean + half
+
+
+def aggregate(runs: Sequence[dict], value=lambda r: r["val_acc"]) -> list[Point]:
+    """Group finished runs (dicts with grid, label and metrics) by grid point."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        if value(r) is None:
+            continue
+        key = tuple(sorted((k, v) for k, v in r["grid"].items() if k != "seed"))
+        groups.setdefault(key, []).append(r)
+    points = []
+    for key, members in groups.items():
+        values = [value(r) for r in members]
+        labels: dict[str, int] = {}
+        for r in members:
+            if r.get("label"):
+                labels[r["label"]] = labels.get(r["label"], 0) + 1
+        mean, low, high = mean_ci(values)
+        points.append(Point(dict(key), len(values), mean, low, high, max(values), labels))
+    return sorted(points, key=lambda p: sorted(p.grid.items()))
+
+
+def select(points: Sequence[Point], where: dict) -> list[Point]:
+    return [p for p in points if all(p.grid.get(k) == v for k, v in where.items())]
+
+
+def crossing(xs: Sequence[float], ys: Sequence[float], threshold: float) -> float | None:
+    """Smallest x where y reaches the threshold, linearly interpolated between the
+    points around the first crossing. None if y never reaches it."""
+    pairs = sorted(zip(xs, ys))
+    for i, (x, y) in enumerate(pairs):
+        if y >= threshold:
+            if i == 0:
+                return float(x)
+            x0, y0 = pairs[i - 1]
+            return x0 + (threshold - y0) * (x - x0) / (y - y0)
+    return None
+
+
+def d_crit(points: Sequence[Point], threshold: float = D_CRIT_VAL) -> dict[int, float | None]:
+    """Critical dataset size per hidden size: the smallest n_train whose mean final
+    validation accuracy reaches the threshold (points carry d and n_train)."""
+    out = {}
+    for d in sorted({p.grid["d"] for p in points}):
+        row = select(points, {"d": d})
+        out[d] = crossing([p.grid["n_train"] for p in row], [p.mean for p in row], threshold)
+    return out
+
+
+def d_mem(runs: Sequence[dict]) -> list[Point]:
+    """Memorization capacity per grid point: training pairs predicted correctly at
+    the end (train accuracy times n_train), over seeds."""
+    return aggregate(runs, lambda r: None if r["train_acc"] is None
+                     else r["train_acc"] * r["config"]["n_train"])  # fmt: skip
+
+
+def zone(d: float, n: float, crit: dict[float, float], mem: dict[float, float]) -> str | None:
+    """Fig 1: the training dynamic expected at (d, n) from the two measured curves,
+    each interpolated linearly in d."""
+    c, m = _interp(crit, d), _interp(mem, d)
+    if c is None or m is None:
+        return None
+    if n > m:
+        return "progression"
+    if n >= c:
+        return "grokking"
+    return "semi-grokking" if n >= c - SEMI_BAND else "ungrokking"
+
+
+def _interp(curve: dict[float, float], x: float) -> float | None:
+    known = sorted((k, v) for k, v in curve.items() if v is not None)
+    if not known:
+        return None
+    if x <= known[0][0]:
+        return known[0][1]
+    for (x0, y0), (x1, y1) in zip(known, known[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return known[-1][1]
+
+
+def emergence_size(points: Sequence[Point], threshold: float = EMERGE_VAL) -> float | None:
+    """Smallest model size (points carry n_params) whose best seed reaches the
+    threshold: the size at which an ability emerges (figs 8, 10)."""
+    ok = [p.grid["n_params"] for p in points if p.best >= threshold]
+    return min(ok) if ok else None

@@ -48,6 +48,23 @@ class RunConfig:
     def d_head(self) -> int:
         return self.d // self.n_heads
 
+    @property
+    def vocab(self) -> int:
+        """Tokens 0..p-1, `=` (p), and for multitask `+` (p+1) and `-` (p+2)."""
+        return self.p + 3 if self.task == "multitask" else self.p + 1
+
+    @property
+    def seq_len(self) -> int:
+        return 4 if self.task == "multitask" else 3
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the model: embeddings, per layer attention (4 d^2) and MLP
+        (8 d^2 + 5d), unembedding. The model size of figs 8 and 10."""
+        d = self.d
+        per_layer = 4 * d * d + 8 * d * d + 5 * d
+        return (self.vocab + self.seq_len) * d + self.n_layers * per_layer + d * self.p
+
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad key; return self when all is well."""
         if self.task not in TASKS:

@@ -16,6 +16,8 @@ Format (see docs/presets.md):
     [grid]                         # axes: lists of values for any RunConfig field
     n_train = [2600, 3000]
 
+    points = [{d = 8}, {d = 32}]   # explicit points, each crossed with the grid
+
     [scale.quick]                  # a named scale overrides run fields, grid axes, seeds
     steps = 3000
     seeds = 1
@@ -43,7 +45,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_SCALE = "paper"
-TOP_KEYS = {"name", "title", "figure", "description", "seeds", "run", "grid", "scale", "claims"}
+TOP_KEYS = {"name", "title", "figure", "description", "seeds", "run", "grid", "points", "scale",
+            "claims"}  # fmt: skip
 FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
 
 
@@ -72,6 +75,7 @@ class Preset:
     run: dict  # base RunConfig fields
     grid: dict[str, list]
     seeds: list[int]
+    points: list[dict] = field(default_factory=lambda: [{}])  # explicit grid points
     scales: dict[str, dict] = field(default_factory=dict)
     claims: list[dict] = field(default_factory=list)
 
@@ -87,32 +91,41 @@ class Preset:
             raise PresetError(self.path, "scale", f"expected one of {', '.join(self.scale_names)}, got {scale!r}")  # fmt: skip
         over = self.scales[scale]
         where = f"scale.{scale}"
-        run = {k: v for k, v in over.items() if k not in ("grid", "seeds")}
+        run = {k: v for k, v in over.items() if k not in ("grid", "seeds", "points")}
         return Preset(
             path=self.path, text=self.text, name=self.name, title=self.title,
             figure=self.figure, description=self.description,
             run=self.run | _run_table(self.path, where, run),
             grid=self.grid | _grid_table(self.path, f"{where}.grid", over.get("grid", {})),
             seeds=_seeds(self.path, f"{where}.seeds", over["seeds"]) if "seeds" in over else self.seeds,
+            points=_points(self.path, f"{where}.points", over["points"]) if "points" in over else self.points,
             claims=self.claims,
         )  # fmt: skip
 
     def expand(self) -> list[RunSpec]:
-        """Every run of the grid times the seeds, each checked."""
+        """Every point times every run of the grid times the seeds, each checked."""
         axes = list(self.grid.items())
         specs = []
-        for values in itertools.product(*(v for _, v in axes)):
-            point = dict(zip((k for k, _ in axes), values))
+        for extra, values in itertools.product(
+            self.points, itertools.product(*(v for _, v in axes))
+        ):
+            point = extra | dict(zip((k for k, _ in axes), values))
             for seed in self.seeds:
                 grid = point | {"seed": seed}
                 try:
                     cfg = RunConfig(**(self.run | grid)).validate()
                 except ConfigError as err:
-                    where = "seeds" if err.key == "seed" else (
-                        f"grid.{err.key}" if err.key in self.grid else f"run.{err.key}")  # fmt: skip
-                    raise PresetError(self.path, where, err.message) from None
+                    raise PresetError(self.path, self._where(err.key, extra), err.message) from None
                 specs.append(RunSpec(" ".join(f"{k}={v}" for k, v in grid.items()), grid, cfg))
         return specs
+
+    def _where(self, key: str, point: dict) -> str:
+        """The preset key a bad run field came from."""
+        if key == "seed":
+            return "seeds"
+        if key in point:
+            return f"points[{self.points.index(point)}].{key}"
+        return f"grid.{key}" if key in self.grid else f"run.{key}"
 
     def digest(self) -> str:
         """Identity of what this preset trains, to find the sweep to resume."""
@@ -151,6 +164,7 @@ def parse_preset(data: dict, path: str | Path = "<preset>", text: str = "") -> P
         run=_run_table(path, "run", data.get("run", {})),
         grid=_grid_table(path, "grid", data.get("grid", {})),
         seeds=_seeds(path, "seeds", data.get("seeds", 1)),
+        points=_points(path, "points", data.get("points", [{}])),
         scales=scales, claims=claims,
     )  # fmt: skip
     for name in preset.scale_names:
@@ -181,6 +195,14 @@ def _grid_table(path, where: str, table) -> dict[str, list]:
                 path, f"{where}.{key}", f"expected a non-empty list of {plural}, got []"
             )
     return dict(table)
+
+
+def _points(path, where: str, value) -> list[dict]:
+    if not isinstance(value, list) or not value or not all(isinstance(p, dict) for p in value):
+        raise PresetError(path, where, f"expected a non-empty array of tables such as {{d = 8, n_train = 3000}}, got {_show(value)}")  # fmt: skip
+    for i, point in enumerate(value):
+        _run_table(path, f"{where}[{i}]", point)
+    return list(value)
 
 
 def _seeds(path, where: str, value) -> list[int]:

@@ -92,3 +92,93 @@ def test_label_so_far_and_edge_cases():
     assert dynamics(memorize).label is None  # no validation set: no dynamics label
     unsorted = list(reversed(curve(train=[0.1, 1, 1], val=[0, 0, 1])))
     assert dynamics(unsorted).gen_step == 200
+
+
+# -- aggregates and derived curves ----------------------------------------------------
+
+from grokterm.analysis import (  # noqa: E402
+    aggregate,
+    crossing,
+    d_crit,
+    d_mem,
+    emergence_size,
+    mean_ci,
+    train_bumps,
+    zone,
+)  # fmt: skip
+
+
+def run(d, n, seed, val, train=1.0, label=None, n_params=None):
+    grid = {"d": d, "n_train": n, "seed": seed} | ({"n_params": n_params} if n_params else {})
+    return {"grid": grid, "config": {"d": d, "n_train": n}, "val_acc": val, "train_acc": train,
+            "label": label}  # fmt: skip
+
+
+def test_mean_ci_matches_student_t():
+    mean, low, high = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert high - mean == pytest.approx(4.303 * 1.0 / 3**0.5)  # sd 1, t(2) = 4.303
+    assert mean_ci([0.5]) == (0.5, 0.5, 0.5)
+    _, low11, high11 = mean_ci([0.0, 1.0] * 5 + [0.5])  # 11 seeds, as the paper: sd 0.5
+    assert high11 - low11 == pytest.approx(2 * 2.228 * 0.5 / 11**0.5)
+
+
+def test_aggregate_groups_seeds_and_takes_majority_label():
+    runs = [run(32, 3000, s, v, label=lab) for s, (v, lab) in
+            enumerate([(0.2, "semi-grokking"), (0.4, "semi-grokking"), (0.05, "ungrokking")])]  # fmt: skip
+    runs.append(run(64, 3000, 0, 1.0, label="grokking"))
+    points = aggregate(runs)
+    assert [(p.grid, p.n) for p in points] == [
+        ({"d": 32, "n_train": 3000}, 3),
+        ({"d": 64, "n_train": 3000}, 1),
+    ]
+    semi = points[0]
+    assert semi.mean == pytest.approx(0.65 / 3) and semi.best == 0.4
+    assert semi.label == "semi-grokking" and not semi.agree
+    assert points[1].agree and points[1].low == points[1].high == 1.0
+
+
+def test_crossing_interpolates_between_the_points_around_it():
+    assert crossing([2000, 2200, 2400], [0.1, 0.5, 1.0], 0.9) == pytest.approx(
+        2200 + 0.4 / 0.5 * 200
+    )
+    assert crossing([2000, 2200], [0.95, 1.0], 0.9) == 2000
+    assert crossing([2000, 2200], [0.1, 0.2], 0.9) is None
+    assert crossing([2400, 2000, 2200], [1.0, 0.1, 0.5], 0.9) == pytest.approx(
+        2360
+    )  # unsorted input
+
+
+def test_d_crit_per_size_and_memorization_capacity():
+    runs = [run(64, n, s, v) for n, v in [(2000, 0.3), (2600, 0.8), (3000, 1.0)] for s in (0, 1)]
+    runs += [run(32, n, 0, v) for n, v in [(2000, 0.0), (3000, 0.3), (4000, 0.95)]]
+    crit = d_crit(aggregate(runs))
+    assert crit[64] == pytest.approx(2600 + 0.1 / 0.2 * 400)
+    assert crit[32] == pytest.approx(3000 + 0.6 / 0.65 * 1000)
+    mem = d_mem([run(8, 12769, s, None, train=t) for s, t in enumerate([0.2, 0.22])])
+    assert mem[0].mean == pytest.approx(0.21 * 12769)
+
+
+def test_zone_map_from_the_two_curves():
+    crit, mem = {32: 4000, 64: 3000}, {32: 6000, 64: 9000}
+    assert zone(64, 3500, crit, mem) == "grokking"
+    assert zone(64, 2500, crit, mem) == "semi-grokking"  # within SEMI_BAND below D_crit
+    assert zone(64, 1500, crit, mem) == "ungrokking"
+    assert zone(64, 9500, crit, mem) == "progression"  # above the memorization capacity
+    assert zone(48, 3400, crit, mem) == "semi-grokking"  # D_crit(48) interpolates to 3500
+    assert zone(48, 3400, {}, mem) is None
+
+
+def test_emergence_size_is_smallest_model_whose_best_seed_crosses():
+    runs = [run(d, 3000, s, v, n_params=p) for d, p, vals in
+            [(64, 1000, [0.0, 0.1]), (128, 4000, [0.2, 0.7]), (256, 16000, [0.9, 1.0])]
+            for s, v in enumerate(vals)]  # fmt: skip
+    assert emergence_size(aggregate(runs)) == 4000
+    assert emergence_size(aggregate(runs), threshold=0.95) == 16000
+    assert emergence_size(aggregate(runs[:2])) is None
+
+
+def test_train_bumps_count_rises_after_plateaus():
+    assert train_bumps([0.1, 0.3, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.9]) == 2
+    assert train_bumps([0.1, 0.5, 0.9, 1.0, 1.0, 1.0, 1.0]) == 0  # a smooth climb, no plateau
+    assert train_bumps([0.4, 0.4, 0.4, 0.4, 0.42, 0.44]) == 0  # too small a rise

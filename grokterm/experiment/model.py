@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from grokterm.config import RunConfig
-from grokterm.experiment.tasks import MEM, STREAM_INIT, generator, seq_len, vocab_size
+from grokterm.experiment.tasks import MEM, STREAM_INIT, generator
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Layout:
 
 
 def layout(cfg: RunConfig) -> Layout:
-    d, h, dh, v, t = cfg.d, cfg.n_heads, cfg.d_head, vocab_size(cfg), seq_len(cfg)
+    d, h, dh, v, t = cfg.d, cfg.n_heads, cfg.d_head, cfg.vocab, cfg.seq_len
     shapes: dict[str, tuple[int, ...]] = {"embed": (v, d), "pos": (t, d)}
     for i in range(cfg.n_layers):
         shapes |= {

@@ -41,14 +41,6 @@ class TaskData:
     seq_len: int
 
 
-def vocab_size(cfg: RunConfig) -> int:
-    return cfg.p + 3 if cfg.task == "multitask" else cfg.p + 1
-
-
-def seq_len(cfg: RunConfig) -> int:
-    return 4 if cfg.task == "multitask" else 3
-
-
 def make_data(cfg: RunConfig) -> TaskData:
     cfg.validate()
     p = cfg.p
@@ -58,12 +50,12 @@ def make_data(cfg: RunConfig) -> TaskData:
 
     if cfg.task == "memorize":
         labels = _symmetric_random_labels(p, generator(cfg.seed, STREAM_LABELS))
-        return TaskData(_split(p, a, b, labels, train_idx), None, vocab_size(cfg), seq_len(cfg))
+        return TaskData(_split(p, a, b, labels, train_idx), None, cfg.vocab, cfg.seq_len)
 
     labels = (a + b) % p if cfg.task in ("add", "multitask") else (a + b) ** 2 % p
     if cfg.task != "multitask":
         train = _split(p, a, b, labels, train_idx)
-        return TaskData(train, _split(p, a, b, labels, val_idx), vocab_size(cfg), seq_len(cfg))
+        return TaskData(train, _split(p, a, b, labels, val_idx), cfg.vocab, cfg.seq_len)
 
     plus, minus = p + 1, p + 2
     mem_idx = torch.randperm(p * p, generator=generator(cfg.seed, STREAM_MEM_SPLIT))[: cfg.n_mem]
@@ -72,7 +64,7 @@ def make_data(cfg: RunConfig) -> TaskData:
     mem_train = _split(p, a, b, mem_labels, mem_idx, op=minus, group=MEM)
     train = Split(*(torch.cat(pair) for pair in zip(_fields(add_train), _fields(mem_train))))
     val = _split(p, a, b, labels, val_idx, op=plus)
-    return TaskData(train, val, vocab_size(cfg), seq_len(cfg))
+    return TaskData(train, val, cfg.vocab, cfg.seq_len)
 
 
 def _all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,259 @@
+"""The paper's claims, as written in presets, evaluated on a stored sweep. No torch.
+
+Each `[[claims]]` table has a `kind`, a `text` and the kind's keys:
+
+| kind | keys | holds when |
+| --- | --- | --- |
+| label | where, label | the seeds' majority label at the matching point is `label` |
+| final | where, op, value, [metric] | the mean final metric (val_acc) there satisfies `op value` |
+| range | where, x, between, op, value | every point with x in [lo, hi] satisfies it |
+| double_descent | where, x, [drop] | along x the mean rises, falls by >= drop, and rises again by >= drop |
+| monotone | where, x, [tolerance] | along x the mean never falls by more than tolerance |
+| d_crit | d, op, value | the critical dataset size D_crit(d) satisfies `op value` |
+| d_crit_trend | [tolerance] | D_crit does not grow with d (by more than tolerance) |
+| capacity_trend | | memorization capacity grows with d |
+| capacity_ci | value | every 95% interval of the capacity is within +-value of its mean (relative) |
+| norm_trend | where, direction | most matching runs' norm falls ("fall") or rises ("rise") through the transition |
+| bumps | where, min_runs | at least min_runs matching runs show bumps in train accuracy |
+| emergence_ratio | op, value | emergence size with memorization data over the single-task size |
+| emergence_compare | smaller, larger | the emergence size where `smaller` holds is below that where `larger` holds |
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from grokterm import analysis
+from grokterm.config import RunConfig
+
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+REPRODUCED, NOT_REPRODUCED, NO_DATA = "reproduced", "not reproduced", "not enough data"
+
+
+@dataclass
+class ClaimResult:
+    text: str
+    status: str  # REPRODUCED, NOT_REPRODUCED or NO_DATA
+    detail: str  # the numbers behind the verdict
+
+
+def check_claims(claims: Sequence[dict], runs: Sequence[dict]) -> list[ClaimResult]:
+    """Evaluate every claim on the finished runs (dicts from Store.runs)."""
+    done = [_with_size(r) for r in runs if r["status"] == "done"]
+    return [check(claim, done) for claim in claims]
+
+
+def check(claim: dict, runs: Sequence[dict]) -> ClaimResult:
+    kind = claim.get("kind")
+    fn = CHECKS.get(kind)
+    text = claim.get("text", kind or "?")
+    if fn is None:
+        return ClaimResult(text, NO_DATA, f"unknown claim kind {kind!r}")
+    try:
+        status, detail = fn(claim, runs)
+    except _NoData as err:
+        status, detail = NO_DATA, str(err) or "no finished runs match"
+    return ClaimResult(text, status, detail)
+
+
+class _NoData(Exception):
+    pass
+
+
+def _with_size(run: dict) -> dict:
+    """Grid plus the model size, so points can be grouped by n_params."""
+    size = RunConfig.from_dict(run["config"]).n_params
+    return run | {"grid": run["grid"] | {"n_params": size}}
+
+
+def _points(runs, where: dict | None = None, value=None) -> list[analysis.Point]:
+    matching = [r for r in runs if all(r["config"].get(k) == v for k, v in (where or {}).items())]
+    points = analysis.aggregate(matching, value) if value else analysis.aggregate(matching)
+    if not points:
+        raise _NoData(f"no finished runs with {where}" if where else "no finished runs")
+    return points
+
+
+def _series(points, x: str) -> list[tuple[float, float]]:
+    """(x, mean) along one axis, averaging anything else away."""
+    by_x: dict[float, list[float]] = {}
+    for p in points:
+        by_x.setdefault(p.grid[x], []).append(p.mean)
+    return sorted((k, sum(v) / len(v)) for k, v in by_x.items())
+
+
+def _verdict(ok: bool) -> str:
+    return REPRODUCED if ok else NOT_REPRODUCED
+
+
+def _fmt_series(series) -> str:
+    return ", ".join(f"{x:g}: {y:.2f}" for x, y in series)
+
+
+def _label(claim, runs):
+    points = _points(runs, claim["where"])
+    labels: dict[str, int] = {}
+    for p in points:
+        for k, v in p.labels.items():
+            labels[k] = labels.get(k, 0) + v
+    if not labels:
+        raise _NoData("no labelled runs")
+    top = max(labels, key=labels.get)
+    seeds = ", ".join(f"{k} x{v}" for k, v in sorted(labels.items()))
+    return _verdict(top == claim["label"]), f"label {top} ({seeds}); final val {points[0].mean:.3f}"
+
+
+def _final(claim, runs):
+    metric = claim.get("metric", "val_acc")
+    points = _points(runs, claim["where"], lambda r: r[metric])
+    mean = sum(p.mean for p in points) / len(points)
+    ok = OPS[claim["op"]](mean, claim["value"])
+    return _verdict(ok), f"mean final {metric} {mean:.3f} ({claim['op']} {claim['value']})"
+
+
+def _range(claim, runs):
+    lo, hi = claim["between"]
+    series = [
+        (x, y) for x, y in _series(_points(runs, claim.get("where")), claim["x"]) if lo <= x <= hi
+    ]
+    if not series:
+        raise _NoData(f"no finished runs with {claim['x']} in [{lo}, {hi}]")
+    ok = all(OPS[claim["op"]](y, claim["value"]) for _, y in series)
+    return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
+
+
+def _double_descent(claim, runs):
+    series = _series(_points(runs, claim.get("where")), claim["x"])
+    if len(series) < 3:
+        raise _NoData(f"{len(series)} values of {claim['x']}, need 3")
+    drop = claim.get("drop", 0.1)
+    ys = [y for _, y in series]
+    ok = any(
+        max(ys[:i]) - ys[i] >= drop and max(ys[i + 1 :]) - ys[i] >= drop
+        for i in range(1, len(ys) - 1)
+    )
+    return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
+
+
+def _monotone(claim, runs):
+    series = _series(_points(runs, claim.get("where")), claim["x"])
+    if len(series) < 2:
+        raise _NoData(f"{len(series)} values of {claim['x']}, need 2")
+    tol = claim.get("tolerance", 0.05)
+    ok = all(b[1] >= a[1] - tol for a, b in zip(series, series[1:]))
+    return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
+
+
+def _d_crit_of(runs) -> dict:
+    return analysis.d_crit(_points(runs))
+
+
+def _d_crit(claim, runs):
+    crit = _d_crit_of(runs)
+    if claim["d"] not in crit:
+        raise _NoData(f"no finished runs with d = {claim['d']}")
+    value = crit[claim["d"]]
+    shown = "never reached" if value is None else f"{value:.0f}"
+    ok = value is not None and OPS[claim["op"]](value, claim["value"])
+    return _verdict(ok), f"D_crit(d={claim['d']}) = {shown} ({claim['op']} {claim['value']})"
+
+
+def _d_crit_trend(claim, runs):
+    crit = {d: v for d, v in _d_crit_of(runs).items() if v is not None}
+    if len(crit) < 2:
+        raise _NoData("D_crit reached for fewer than 2 sizes")
+    tol = claim.get("tolerance", 100)
+    values = [crit[d] for d in sorted(crit)]
+    ok = all(b <= a + tol for a, b in zip(values, values[1:]))
+    return _verdict(ok), "D_crit by d: " + ", ".join(
+        f"{d}: {v:.0f}" for d, v in sorted(crit.items())
+    )
+
+
+def _capacity(runs):
+    points = analysis.d_mem(runs)
+    if len(points) < 1:
+        raise _NoData("no finished runs")
+    return sorted(points, key=lambda p: p.grid["d"])
+
+
+def _capacity_trend(claim, runs):
+    points = _capacity(runs)
+    if len(points) < 2:
+        raise _NoData("capacity measured at fewer than 2 sizes")
+    means = [p.mean for p in points]
+    ok = all(b > a for a, b in zip(means, means[1:]))
+    return _verdict(ok), "capacity by d: " + ", ".join(
+        f"{p.grid['d']}: {p.mean:.0f}" for p in points
+    )
+
+
+def _capacity_ci(claim, runs):
+    points = [p for p in _capacity(runs) if p.n > 1]
+    if not points:
+        raise _NoData("no size with 2 or more seeds")
+    widest = max((p.high - p.mean) / p.mean for p in points)
+    return _verdict(widest <= claim["value"]), f"widest 95% interval +-{widest:.1%} of the mean"
+
+
+def _norm_trend(claim, runs):
+    matching = [r for r in runs if all(r["config"].get(k) == v for k, v in claim["where"].items())]
+    changes = [r["label_info"].get("norm_change") for r in matching]
+    changes = [c for c in changes if c is not None]
+    if not changes:
+        raise _NoData("no matching run generalized")
+    want = -1 if claim["direction"] == "fall" else 1
+    agree = sum(c * want > 0 for c in changes)
+    shown = ", ".join(f"{c:+.1f}" for c in changes)
+    return _verdict(agree * 2 > len(changes)), f"norm change through the transition: {shown}"
+
+
+def _bumps(claim, runs):
+    matching = [r for r in runs if all(r["config"].get(k) == v for k, v in claim["where"].items())]
+    if not matching:
+        raise _NoData()
+    counts = [r["label_info"].get("bumps", 0) for r in matching]
+    with_bumps = sum(c > 0 for c in counts)
+    ok = with_bumps >= claim["min_runs"]
+    return _verdict(ok), f"{with_bumps} of {len(matching)} runs show bumps (counts {counts})"
+
+
+def _emergence(runs, where: dict) -> float | None:
+    points = _points(runs, where)
+    return analysis.emergence_size(points)
+
+
+def _emergence_ratio(claim, runs):
+    single = _emergence(runs, {"n_mem": 0})
+    n_mems = sorted({r["config"]["n_mem"] for r in runs} - {0})
+    if single is None or not n_mems:
+        raise _NoData("needs single-task runs (n_mem = 0) that emerge and multitask runs")
+    parts, ok = [], True
+    for n_mem in n_mems:
+        size = _emergence(runs, {"n_mem": n_mem})
+        ratio = None if size is None else size / single
+        ok &= ratio is not None and OPS[claim["op"]](ratio, claim["value"])
+        parts.append(f"n_mem {n_mem}: " + ("not emerged" if ratio is None else f"{ratio:.0f}x"))
+    return _verdict(ok), f"single-task size {single:.0f} params; " + "; ".join(parts)
+
+
+def _emergence_compare(claim, runs):
+    small, large = _emergence(runs, claim["smaller"]), _emergence(runs, claim["larger"])
+    if small is None:
+        return NOT_REPRODUCED, f"{claim['smaller']} never emerged"
+    if large is None:
+        return (
+            REPRODUCED,
+            f"{claim['smaller']} emerged at {small:.0f} params, {claim['larger']} not at all",
+        )
+    return _verdict(small < large), f"emergence at {small:.0f} vs {large:.0f} params"
+
+
+CHECKS = {
+    "label": _label, "final": _final, "range": _range, "double_descent": _double_descent,
+    "monotone": _monotone, "d_crit": _d_crit, "d_crit_trend": _d_crit_trend,
+    "capacity_trend": _capacity_trend, "capacity_ci": _capacity_ci, "norm_trend": _norm_trend,
+    "bumps": _bumps, "emergence_ratio": _emergence_ratio, "emergence_compare": _emergence_compare,
+}  # fmt: skip

@@ -1,0 +1,120 @@
+"""Claims of a preset, evaluated on stored runs: reproduced, not reproduced, or not enough data."""
+
+from grokterm.claims import NO_DATA, NOT_REPRODUCED, REPRODUCED, check_claims
+
+
+def run(d, n, seed, val, label="grokking", train=1.0, **extra):
+    cfg = {
+        "task": "add",
+        "p": 113,
+        "d": d,
+        "n_train": n,
+        "n_mem": 0,
+        "n_layers": 1,
+        "n_heads": 4,
+    } | extra
+    info = {"norm_change": extra.pop("norm_change", None), "bumps": extra.pop("bumps", 0)}
+    cfg = {k: v for k, v in cfg.items() if k not in ("norm_change", "bumps")}
+    return {"grid": {"d": d, "n_train": n, "seed": seed}, "config": cfg, "status": "done",
+            "val_acc": val, "train_acc": train, "label": label, "label_info": info}  # fmt: skip
+
+
+def statuses(claims, runs):
+    return [r.status for r in check_claims(claims, runs)]
+
+
+def test_label_claims():
+    runs = [run(8, 3000, 0, 0.6, "progression"), run(32, 2600, 0, 0.01, "ungrokking")]
+    claims = [{"kind": "label", "where": {"d": 8, "n_train": 3000}, "label": "progression", "text": "a"},
+              {"kind": "label", "where": {"d": 32, "n_train": 2600}, "label": "grokking", "text": "b"},
+              {"kind": "label", "where": {"d": 64, "n_train": 3000}, "label": "grokking", "text": "c"}]  # fmt: skip
+    results = check_claims(claims, runs)
+    assert [r.status for r in results] == [REPRODUCED, NOT_REPRODUCED, NO_DATA]
+    assert "label ungrokking (ungrokking x1)" in results[1].detail
+
+
+def test_double_descent_range_and_monotone():
+    vals = {8: 0.3, 16: 0.5, 24: 0.02, 32: 0.0, 40: 0.05, 48: 0.4, 64: 0.9}
+    runs = [run(d, 2600, 0, v) for d, v in vals.items()]
+    runs += [run(d, 4000, 0, 0.2 + d / 100) for d in vals]
+    claims = [
+        {"kind": "double_descent", "where": {"n_train": 2600}, "x": "d"},
+        {
+            "kind": "range",
+            "where": {"n_train": 2600},
+            "x": "d",
+            "between": [24, 40],
+            "op": "<=",
+            "value": 0.1,
+        },
+        {"kind": "monotone", "where": {"n_train": 4000}, "x": "d"},
+        {"kind": "double_descent", "where": {"n_train": 4000}, "x": "d"},
+        {"kind": "monotone", "where": {"n_train": 2600}, "x": "d"},
+    ]
+    assert statuses(claims, runs) == [
+        REPRODUCED,
+        REPRODUCED,
+        REPRODUCED,
+        NOT_REPRODUCED,
+        NOT_REPRODUCED,
+    ]
+
+
+def test_d_crit_claims():
+    runs = [run(64, n, 0, v) for n, v in [(2000, 0.3), (2800, 0.7), (3000, 0.97)]]
+    runs += [run(32, n, 0, v) for n, v in [(2000, 0.0), (3000, 0.1), (4000, 0.95)]]
+    claims = [{"kind": "d_crit", "d": 64, "op": "<=", "value": 3000},
+              {"kind": "d_crit", "d": 32, "op": ">=", "value": 3500},
+              {"kind": "d_crit_trend"}, {"kind": "d_crit", "d": 48, "op": "<=", "value": 1}]  # fmt: skip
+    assert statuses(claims, runs) == [REPRODUCED, REPRODUCED, REPRODUCED, NO_DATA]
+
+
+def test_capacity_claims():
+    runs = [run(d, 12769, s, None, train=t, task="memorize") for d, ts in
+            [(8, [0.100, 0.101, 0.102]), (16, [0.20, 0.201, 0.202]), (32, [0.40, 0.401, 0.402])] for s, t in enumerate(ts)]  # fmt: skip
+    claims = [{"kind": "capacity_trend"}, {"kind": "capacity_ci", "value": 0.2},
+              {"kind": "capacity_ci", "value": 0.001}]  # fmt: skip
+    assert statuses(claims, runs) == [REPRODUCED, REPRODUCED, NOT_REPRODUCED]
+
+
+def test_norm_trend_and_bumps():
+    runs = [run(8, 3000, s, 0.5, "progression", norm_change=c, bumps=b) for s, (c, b) in
+            enumerate([(3.0, 1), (2.0, 0), (-1.0, 2)])]  # fmt: skip
+    runs += [run(64, 3000, s, 1.0, norm_change=-8.0) for s in range(2)]
+    claims = [{"kind": "norm_trend", "where": {"d": 8}, "direction": "rise"},
+              {"kind": "norm_trend", "where": {"d": 64}, "direction": "fall"},
+              {"kind": "norm_trend", "where": {"d": 64}, "direction": "rise"},
+              {"kind": "bumps", "where": {"d": 8}, "min_runs": 2},
+              {"kind": "bumps", "where": {"d": 8}, "min_runs": 3}]  # fmt: skip
+    assert statuses(claims, runs) == [
+        REPRODUCED,
+        REPRODUCED,
+        NOT_REPRODUCED,
+        REPRODUCED,
+        NOT_REPRODUCED,
+    ]
+
+
+def test_emergence_claims():
+    single = [run(d, 3000, 0, 1.0 if d >= 64 else 0.0, task="multitask") for d in (32, 64)]
+    multi = [
+        run(d, 3000, 0, 1.0 if d >= 512 else 0.0, task="multitask", n_mem=3000)
+        for d in (64, 256, 512)
+    ]
+    split = [run(d, 3000, 0, 1.0 if d >= 256 else 0.0, task="multitask", n_mem=3000, split_ffn=True)
+             for d in (64, 256, 512)]  # fmt: skip
+    dense = [r for r in multi]
+    for r in dense:
+        r["config"]["split_ffn"] = False
+    runs = single + dense + split
+    claims = [{"kind": "emergence_ratio", "op": ">=", "value": 10},
+              {"kind": "emergence_compare", "smaller": {"split_ffn": True}, "larger": {"split_ffn": False}}]  # fmt: skip
+    results = check_claims(claims, single + multi)
+    assert results[0].status == REPRODUCED and "n_mem 3000:" in results[0].detail
+    assert statuses(claims[1:], runs) == [REPRODUCED]
+
+
+def test_unfinished_runs_are_not_judged():
+    runs = [run(8, 3000, 0, 0.6, "progression") | {"status": "running"}]
+    claims = [{"kind": "label", "where": {"d": 8}, "label": "progression"}]
+    assert statuses(claims, runs) == [NO_DATA]
