@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from grokterm.config import RunConfig
+
 FIT = 0.99  # train accuracy that counts as having fit (memorized) the training set
 VAL_LOW = 0.10  # validation below this is "negligible"
 VAL_GEN = 0.95  # validation at or above this is "generalized"
@@ -168,6 +170,12 @@ def aggregate(runs: Sequence[dict], value=lambda r: r["val_acc"]) -> list[Point]
         mean, low, high = mean_ci(values)
         points.append(Point(dict(key), len(values), mean, low, high, max(values), labels))
     return sorted(points, key=lambda p: sorted(p.grid.items()))
+
+
+def with_size(run: dict) -> dict:
+    """A run whose grid also carries its model size, to group points by n_params."""
+    size = RunConfig.from_dict(run["config"]).n_params
+    return run | {"grid": run["grid"] | {"n_params": size}}
 
 
 def select(points: Sequence[Point], where: dict) -> list[Point]:

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from grokterm import analysis
-from grokterm.config import RunConfig
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 REPRODUCED, NOT_REPRODUCED, NO_DATA = "reproduced", "not reproduced", "not enough data"
@@ -41,7 +40,7 @@ class ClaimResult:
 
 def check_claims(claims: Sequence[dict], runs: Sequence[dict]) -> list[ClaimResult]:
     """Evaluate every claim on the finished runs (dicts from Store.runs)."""
-    done = [_with_size(r) for r in runs if r["status"] == "done"]
+    done = [analysis.with_size(r) for r in runs if r["status"] == "done"]
     return [check(claim, done) for claim in claims]
 
 
@@ -60,12 +59,6 @@ def check(claim: dict, runs: Sequence[dict]) -> ClaimResult:
 
 class _NoData(Exception):
     pass
-
-
-def _with_size(run: dict) -> dict:
-    """Grid plus the model size, so points can be grouped by n_params."""
-    size = RunConfig.from_dict(run["config"]).n_params
-    return run | {"grid": run["grid"] | {"n_params": size}}
 
 
 def _points(runs, where: dict | None = None, value=None) -> list[analysis.Point]:

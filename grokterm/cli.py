@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--metrics", action="store_true", help="one row per (run, step)")
     export.set_defaults(func=cmd_export)
 
+    show = sub.add_parser("show", help="draw a sweep's figure and check the paper's claims")
+    show.add_argument(
+        "sweep", nargs="?", help="sweep id or name, or a preset file (default: newest)"
+    )
+    _db_option(show)
+    show.add_argument("--width", type=int, help="plot width (default: the terminal's)")
+    show.add_argument("--height", type=int, default=24, help="plot height")
+    show.set_defaults(func=cmd_show)
+
     ls = sub.add_parser("ls", help="list sweeps with their progress")
     _db_option(ls)
     ls.set_defaults(func=cmd_ls)
@@ -110,6 +119,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         preset = load_preset(args.preset).at_scale(args.scale)
+        if preset.plot["kind"] == "zones":
+            sources = " and ".join(preset.plot["sources"])
+            raise UsageError(f"{args.preset}: plot: this figure is drawn from the {sources} sweeps; "
+                             f"run those, then grokterm show {args.preset}")  # fmt: skip
         specs = preset.expand()
         slots = worker_slots(args.device, args.workers)
     except PresetError as err:
@@ -185,6 +198,62 @@ def cmd_export(args: argparse.Namespace) -> int:
     with open(args.csv, "w", newline="") as out:
         n = write(store, sweep, out)
     print(f"wrote {n} rows of sweep {sweep['id']} ({sweep['name']}) to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import shutil
+
+    from rich.console import Console
+
+    from grokterm.claims import check_claims
+    from grokterm.figures import claims_table, draw, draw_zones
+    from grokterm.presets import PresetError, load_preset, parse_preset, tomllib
+
+    store = _open_store(args.db)
+    size = (args.width or min(shutil.get_terminal_size().columns, 120), args.height)
+    console = Console()
+    if args.sweep and args.sweep.endswith(".toml"):
+        try:
+            preset = load_preset(args.sweep)
+        except PresetError as err:
+            raise UsageError(str(err)) from None
+        sweep = (
+            None
+            if preset.plot["kind"] == "zones"
+            else store.find_sweep(preset.name, "paper", preset.digest())
+        )
+    else:
+        sweep = _pick_sweep(store, args.sweep)
+        preset = parse_preset(tomllib.loads(sweep["toml"]), sweep["preset_path"], sweep["toml"])
+
+    if preset.plot["kind"] == "zones":
+        sources = {name: _pick_sweep(store, name) for name in preset.plot["sources"]}
+        runs = {name: store.runs(s["id"]) for name, s in sources.items()}
+        crit_name, mem_name = preset.plot["sources"]
+        from grokterm import analysis
+
+        done = {name: [r for r in rs if r["status"] == "done"] for name, rs in runs.items()}
+        crit = analysis.d_crit(analysis.aggregate(done[crit_name]))
+        mem = {p.grid["d"]: p.mean for p in analysis.d_mem(done[mem_name])}
+        ns = sorted({r["config"]["n_train"] for r in runs[crit_name]})
+        print(draw_zones(crit, mem, ns, (size[0], max(size[1] - 8, 10))))
+        results = [res for name in sources for res in check_claims(
+            [c for c in preset.claims if c.get("source") == name], runs[name])]  # fmt: skip
+    else:
+        if sweep is None:
+            raise UsageError(f"{args.sweep}: no sweep of this preset in {store.path}; run it first")
+        runs = store.runs(sweep["id"])
+        curves = (
+            store.run_curves([r["id"] for r in runs]) if preset.plot["kind"] == "curves" else {}
+        )
+        p = store.progress(sweep["id"])
+        console.print(f"sweep {sweep['id']}: {preset.title} ({sweep['scale']}), "
+                      f"{p['finished']} of {p['runs']} runs finished")  # fmt: skip
+        print(draw(preset.plot, runs, curves, size))
+        results = check_claims(preset.claims, runs)
+    if results:
+        console.print(claims_table(results))
     return 0
 
 

@@ -46,7 +46,8 @@ else:  # pragma: no cover
 
 DEFAULT_SCALE = "paper"
 TOP_KEYS = {"name", "title", "figure", "description", "seeds", "run", "grid", "points", "scale",
-            "claims"}  # fmt: skip
+            "claims", "plot"}  # fmt: skip
+PLOT_KINDS = ("curves", "final", "capacity", "emergence", "zones")
 FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
 
 
@@ -78,6 +79,7 @@ class Preset:
     points: list[dict] = field(default_factory=lambda: [{}])  # explicit grid points
     scales: dict[str, dict] = field(default_factory=dict)
     claims: list[dict] = field(default_factory=list)
+    plot: dict = field(default_factory=lambda: {"kind": "curves"})  # how `show` draws it
 
     @property
     def scale_names(self) -> list[str]:
@@ -99,7 +101,7 @@ class Preset:
             grid=self.grid | _grid_table(self.path, f"{where}.grid", over.get("grid", {})),
             seeds=_seeds(self.path, f"{where}.seeds", over["seeds"]) if "seeds" in over else self.seeds,
             points=_points(self.path, f"{where}.points", over["points"]) if "points" in over else self.points,
-            claims=self.claims,
+            claims=self.claims, plot=self.plot,
         )  # fmt: skip
 
     def expand(self) -> list[RunSpec]:
@@ -165,7 +167,7 @@ def parse_preset(data: dict, path: str | Path = "<preset>", text: str = "") -> P
         grid=_grid_table(path, "grid", data.get("grid", {})),
         seeds=_seeds(path, "seeds", data.get("seeds", 1)),
         points=_points(path, "points", data.get("points", [{}])),
-        scales=scales, claims=claims,
+        scales=scales, claims=claims, plot=_plot(path, data.get("plot", {"kind": "curves"})),
     )  # fmt: skip
     for name in preset.scale_names:
         preset.at_scale(name).expand()  # every scale must expand cleanly
@@ -195,6 +197,23 @@ def _grid_table(path, where: str, table) -> dict[str, list]:
                 path, f"{where}.{key}", f"expected a non-empty list of {plural}, got []"
             )
     return dict(table)
+
+
+def _plot(path, value) -> dict:
+    if not isinstance(value, dict) or value.get("kind") not in PLOT_KINDS:
+        got = value.get("kind") if isinstance(value, dict) else value
+        raise PresetError(
+            path, "plot.kind", f"expected one of {', '.join(PLOT_KINDS)}, got {_show(got)}"
+        )
+    for key in ("x", "series"):
+        if key in value and value[key] not in FIELD_TYPES:
+            raise PresetError(path, f"plot.{key}", f"expected a run field, got {_show(value[key])}")
+    sources = value.get("sources")
+    if value["kind"] == "zones" and not (
+        isinstance(sources, list) and len(sources) == 2 and all(isinstance(s, str) for s in sources)
+    ):
+        raise PresetError(path, "plot.sources", f"expected two sweep names [D_crit, D_mem], got {_show(sources)}")  # fmt: skip
+    return value
 
 
 def _points(path, where: str, value) -> list[dict]:

@@ -126,3 +126,45 @@ def test_unknown_scale_is_a_clear_error(tmp_path, tiny):
         result.stderr.strip()
         == f"grokterm: {tiny}: scale: expected one of paper, quick, got 'huge'"
     )
+
+
+PAPER_RUNS = {"fig2": 4, "fig3": 847, "fig4": 21, "fig5": 5, "fig6": 660, "fig7": 165,
+              "fig8": 84, "fig9": 6, "fig10": 36}  # fmt: skip
+
+
+def test_figure_presets_expand_to_the_papers_run_counts():
+    for name, runs in PAPER_RUNS.items():
+        preset = load_preset(ROOT / "presets" / f"{name}.toml")
+        assert preset.figure == name[3:]
+        assert len(preset.expand()) == runs, name
+        assert "quick" in preset.scale_names and preset.claims, name
+        assert len(preset.at_scale("quick").expand()) < runs or name in ("fig2", "fig5")
+
+
+def test_fig8_ladder_runs_from_one_layer_d64_to_eight_layers_d1024():
+    specs = load_preset(ROOT / "presets" / "fig8.toml").expand()
+    multi = [s.config for s in specs if s.config.n_mem > 0]
+    sizes = sorted({(c.n_layers, c.d) for c in multi})
+    assert sizes[0] == (1, 64) and sizes[-1] == (8, 1024)
+    assert {c.n_mem for c in multi} == {3000, 4000, 5000, 6000}
+    single = min(c.n_params for c in multi if (c.n_layers, c.d) == (1, 64))
+    biggest = max(c.n_params for c in multi)
+    assert 1000 < biggest / single < 2500  # the paper's ~1570x spans this ladder
+
+
+def test_points_cross_the_grid_and_name_bad_keys(tmp_path):
+    text = TINY.replace("[run]", "points = [{d = 8}, {d = 12}]\n\n[run]")
+    specs = load_preset(write_preset(tmp_path, text)).expand()
+    assert len(specs) == 2 * 2 * 2 and specs[0].key == "d=8 n_train=80 seed=0"
+    bad = write_preset(
+        tmp_path, TINY.replace("[run]", "points = [{d = 8}, {d = 30}]\n\n[run]"), "b.toml"
+    )
+    with pytest.raises(PresetError, match=r"points\[1\]\.d: expected a multiple of n_heads"):
+        load_preset(bad)
+
+
+def test_fig1_is_a_view_and_run_says_what_to_do(tmp_path):
+    result = grokterm("run", str(ROOT / "presets" / "fig1.toml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "drawn from the fig3 and fig4 sweeps; run those" in result.stderr
+    assert not (tmp_path / "runs.db").exists()

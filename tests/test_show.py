@@ -1,0 +1,56 @@
+"""`grokterm show`: the figure from stored runs, then the claims table."""
+
+from conftest import TINY, grokterm, write_preset
+
+CLAIMED = (
+    TINY
+    + """
+[[claims]]
+kind = "final"
+where = {n_train = 120}
+op = ">="
+value = 0.0
+text = "validation is a number"
+
+[[claims]]
+kind = "label"
+where = {n_train = 80}
+label = "grokking"
+text = "tiny runs grok"
+
+[[claims]]
+kind = "label"
+where = {n_train = 999}
+label = "grokking"
+text = "no such runs"
+"""
+)
+
+
+def test_show_draws_curves_and_checks_claims(tmp_path):
+    preset = write_preset(tmp_path, CLAIMED)
+    assert grokterm("run", str(preset), "--workers", "2", cwd=tmp_path).returncode == 0
+    result = grokterm(
+        "show", "--width", "100", "--height", "20", cwd=tmp_path, env={"COLUMNS": "140"}
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "sweep 1: Tiny test sweep (paper), 4 of 4 runs finished" in out
+    assert "accuracy (train -, validation .)" in out and "parameter norm" in out
+    assert "n_train=80 seed=0" in out and "1e2" in out  # legend, log-step ticks
+    assert "the paper's claims" in out
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 3}
+    assert "reproduced" in lines["validation is a number"]
+    assert "not enough" in lines["no such runs"]
+    assert "not reproduced" in lines["tiny runs grok"]
+
+
+def test_show_final_plot_and_by_preset_path(tmp_path):
+    text = CLAIMED + '\n[plot]\nkind = "final"\nx = "n_train"\n'
+    preset = write_preset(tmp_path, text)
+    assert grokterm("run", str(preset), cwd=tmp_path).returncode == 0
+    result = grokterm("show", str(preset), "--width", "90", cwd=tmp_path, env={"COLUMNS": "140"})
+    assert result.returncode == 0, result.stderr
+    assert "final val_acc (mean, 95% CI dotted)" in result.stdout
+    missing = grokterm("show", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "--sweep: no sweep 'nope'" in missing.stderr
