@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        from grokterm.tui.app import run_app
+
+        return run_app(args.db, args.presets, args.device, args.workers)
     try:
         return args.func(args)
     except UsageError as err:
@@ -35,8 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokterm",
         description="Reproduce and explore Huang et al. 2024: grokking, double descent "
-        "and emergent abilities as circuit competition.",
+        "and emergent abilities as circuit competition. Without a command: the app.",
     )
+    parser.add_argument("--db", default=DEFAULT_DB, help=f"the app's store (default: {DEFAULT_DB})")
+    parser.add_argument("--presets", default="presets", help="the app's preset folder")
+    parser.add_argument(
+        "--device", default="auto", help="the app's workers: auto, cpu, cuda or cuda:I"
+    )
+    parser.add_argument("--workers", type=int, help="the app's workers per sweep")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="train a preset's sweep with background workers (resumable)")
@@ -115,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from grokterm.presets import PresetError, load_preset
     from grokterm.progress import SweepView, summary_table
-    from grokterm.runner import MAX_COHORT, Pool, plan_cohorts, worker_slots
+    from grokterm.runner import MAX_COHORT, Pool, plan_cohorts, prepare_sweep, worker_slots
 
     try:
         preset = load_preset(args.preset).at_scale(args.scale)
@@ -139,9 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     store = _open_store(args.db, must_exist=False)
-    sweep = None if args.fresh else store.find_sweep(preset.name, args.scale, preset.digest())
-    if sweep is None:
-        sweep = store.sweep(store.create_sweep(preset, args.scale, cohorts))
+    sweep, created = prepare_sweep(store, preset, args.scale, cohorts, args.fresh)
+    if created:
         console.print(f"sweep {sweep['id']}: {preset.name} ({args.scale}), {len(specs)} runs "
                       f"in {len(cohorts)} cohorts, {len(slots)} workers on {kind}")  # fmt: skip
     else:

@@ -73,7 +73,10 @@ class LostCohort(Exception):
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # check_same_thread off: the app reads from thread workers, one at a time
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         self.db = sqlite_utils.Database(conn)
         self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         self.db.execute("PRAGMA journal_mode = WAL")
@@ -279,6 +282,10 @@ class Store:
                 "UPDATE cohorts SET status = 'queued', worker_id = NULL WHERE id = ? AND worker_id = ?",
                 (cohort_id, worker_id),
             )
+            self.db.execute(
+                "UPDATE runs SET status = 'queued' WHERE cohort_id = ? AND status = 'running'",
+                (cohort_id,),
+            )
             self.db.execute("UPDATE workers SET cohort_id = NULL WHERE id = ?", (worker_id,))
 
     # -- workers ----------------------------------------------------------------------
@@ -326,6 +333,15 @@ class Store:
         for r in rows:
             out[r["run_id"]].append(r)
         return out
+
+    def run_metrics_since(self, run_ids: Sequence[int], since_rowid: int = 0) -> list[dict]:
+        """Metric rows of the given runs written after since_rowid (a poll's cursor)."""
+        marks = ",".join("?" * len(run_ids))
+        return self._rows(
+            f"SELECT rowid AS rowid, run_id, step, train_acc, val_acc, norm FROM metrics"
+            f" WHERE run_id IN ({marks}) AND rowid > ? ORDER BY run_id, step",
+            [*run_ids, since_rowid],
+        )
 
     def metrics(self, sweep_id: int, since_rowid: int = 0) -> list[dict]:
         """Metric rows of a sweep with rowid > since_rowid, oldest first."""

@@ -100,6 +100,7 @@ def test_ctrl_c_then_run_again_resumes(tmp_path, uninterrupted):
     assert "Run the same command again to resume sweep 1" in out
     # every worker handed its cohort back after a checkpoint
     assert query(db, "SELECT COUNT(*) FROM cohorts WHERE status = 'running'")[0][0] == 0
+    assert query(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0] == 0
     steps = [s for (s,) in query(db, "SELECT step FROM cohorts")]
     assert any(0 < s < 1500 for s in steps)
 

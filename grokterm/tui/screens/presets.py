@@ -1,0 +1,98 @@
+"""Pick a preset and a scale, see its size and estimated cost, launch it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from grokterm.presets import Preset, PresetError, load_preset
+from grokterm.runner import estimate_seconds
+
+
+def find_presets(directory: Path) -> tuple[list[Preset], list[str]]:
+    presets, errors = [], []
+    for path in sorted(directory.glob("*.toml"), key=lambda p: (len(p.stem), p.stem)):
+        try:
+            presets.append(load_preset(path))
+        except PresetError as err:
+            errors.append(str(err))
+    return presets, errors
+
+
+class PresetsScreen(Screen):
+    BINDINGS = [Binding("l", "launch", "launch"), Binding("escape", "app.pop_screen", "back")]
+
+    def __init__(self, directory: Path, workers: int):
+        super().__init__()
+        self.presets, self.errors = find_presets(directory)
+        self.n_workers = workers
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield OptionList(
+                *(
+                    Option(f"{p.figure:>4}  {p.name}", id=str(i))
+                    for i, p in enumerate(self.presets)
+                ),
+                id="preset-list",
+            )
+            with Vertical(id="preset-detail"):
+                yield Static(id="preset-info")
+                with Horizontal(id="launch-row"):
+                    yield Select([("paper", "paper")], id="scale", allow_blank=False, prompt="scale")
+                    yield Button("Launch", id="launch", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title, self.sub_title = "grokterm", "presets"
+        for err in self.errors:
+            self.notify(err, severity="error", timeout=10)
+        if self.presets:
+            self.query_one(OptionList).highlighted = 0
+            self.show(0)
+
+    @property
+    def current(self) -> Preset | None:
+        index = self.query_one(OptionList).highlighted
+        return None if index is None or not self.presets else self.presets[index]
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.show(int(event.option.id))
+
+    def show(self, index: int) -> None:
+        preset = self.presets[index]
+        lines = [f"[b]{preset.title}[/b]", f"figure {preset.figure}   file {preset.path}", ""]
+        for scale in preset.scale_names:
+            at = preset.at_scale(scale)
+            if at.plot["kind"] == "zones":
+                lines.append(
+                    f"{scale:>6}: drawn from the {' and '.join(at.plot['sources'])} sweeps"
+                )
+                continue
+            specs = at.expand()
+            cost = timedelta(seconds=int(estimate_seconds(specs, self.n_workers)))
+            lines.append(
+                f"{scale:>6}: {len(specs)} runs, about {cost} on {self.n_workers} CPU workers"
+            )
+        lines += ["", preset.description.strip()]
+        self.query_one("#preset-info", Static).update("\n".join(lines))
+        select = self.query_one("#scale", Select)
+        select.set_options([(s, s) for s in preset.scale_names])
+        select.value = "quick" if "quick" in preset.scale_names else preset.scale_names[0]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "launch":
+            self.action_launch()
+
+    def action_launch(self) -> None:
+        preset = self.current
+        if preset is not None:
+            self.app.launch(preset, str(self.query_one("#scale", Select).value))

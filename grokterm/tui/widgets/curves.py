@@ -1,0 +1,88 @@
+"""Live curves of the selected runs: train and validation accuracy and the parameter
+norm against step, optionally against log10 step (plotext cannot re-render a log
+axis, so the x values are log10 and the ticks are labelled by hand)."""
+
+from __future__ import annotations
+
+import math
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual_plotext import PlotextPlot
+
+MAX_RUNS = 6
+
+
+class Curves(Horizontal):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.log_step = True
+        self.series: dict[int, list[dict]] = {}  # run id -> metric rows
+        self.names: dict[int, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield PlotextPlot(id="acc-plot")
+        yield PlotextPlot(id="norm-plot")
+
+    def show_runs(self, names: dict[int, str]) -> None:
+        """Start drawing these runs (id -> name); their rows come through add_rows."""
+        self.names = dict(list(names.items())[:MAX_RUNS])
+        self.series = {i: [] for i in self.names}
+        self.redraw()
+
+    def add_rows(self, rows_by_run: dict[int, list[dict]]) -> None:
+        changed = False
+        for run_id, rows in rows_by_run.items():
+            if run_id in self.series:
+                self.series[run_id].extend(rows)
+                changed = True
+        if changed:
+            self.redraw()
+
+    def toggle_log(self) -> None:
+        self.log_step = not self.log_step
+        self.redraw()
+
+    def redraw(self) -> None:
+        acc, norm = (
+            self.query_one("#acc-plot", PlotextPlot),
+            self.query_one("#norm-plot", PlotextPlot),
+        )
+        for widget, title in ((acc, "accuracy: train - / val ."), (norm, "parameter norm")):
+            plt = widget.plt
+            plt.clear_data()
+            plt.clear_figure()
+            plt.title(title)
+            plt.xlabel("log10 step" if self.log_step else "step")
+        width = max(self.size.width // 2 - 10, 10)
+        steps = []
+        for i, (run_id, rows) in enumerate(self.series.items()):
+            rows = [r for r in rows if r["step"] > 0 or not self.log_step]
+            xs = [math.log10(r["step"]) if self.log_step else r["step"] for r in rows]
+            steps += [r["step"] for r in rows]
+            if not xs:  # plotext fails on a labelled series without points
+                continue
+            idx = _keep(len(xs), width)
+            x = [xs[k] for k in idx]
+            name = self.names[run_id]
+            acc.plt.plot(x, [_num(rows[k]["train_acc"]) for k in idx], color=i + 1, label=name, marker="braille")
+            acc.plt.plot(x, [_num(rows[k]["val_acc"]) for k in idx], color=i + 1, marker="dot")
+            norm.plt.plot(x, [_num(rows[k]["norm"]) for k in idx], color=i + 1, marker="braille")
+        acc.plt.ylim(0, 1)
+        if self.log_step and steps:
+            lo, hi = math.floor(math.log10(min(steps))), math.ceil(math.log10(max(steps)))
+            for widget in (acc, norm):
+                widget.plt.xticks(list(range(lo, hi + 1)), [f"1e{k}" for k in range(lo, hi + 1)])
+        acc.refresh()
+        norm.refresh()
+
+
+def _keep(n: int, points: int) -> list[int]:
+    """Indices that downsample n points to about `points`, keeping both ends."""
+    if n <= points:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (points - 1)) for i in range(points)})
+
+
+def _num(value) -> float:
+    return float("nan") if value is None else value
