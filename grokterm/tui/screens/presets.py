@@ -47,7 +47,9 @@ class PresetsScreen(Screen):
             with Vertical(id="preset-detail"):
                 yield Static(id="preset-info")
                 with Horizontal(id="launch-row"):
-                    yield Select([("paper", "paper")], id="scale", allow_blank=False, prompt="scale")
+                    yield Select(
+                        [("paper", "paper")], id="scale", allow_blank=False, prompt="scale"
+                    )
                     yield Button("Launch", id="launch", variant="success")
         yield Footer()
 

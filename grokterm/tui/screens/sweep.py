@@ -161,6 +161,7 @@ class SweepScreen(Screen):
         self.query_one("#curves-title", Static).update(f"curves: {title}")
         self.query_one(Curves).show_runs(names)
         self.query_one(TabbedContent).active = "curves"
+        self.query_one(Curves).focus()  # else the focused table pulls its tab back
         self.poll()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -192,7 +193,7 @@ class SweepScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        focus = {"runs": "#run-table", "phase": "#phase-map"}.get(tab)
+        focus = {"runs": "#run-table", "curves": "#curve-plots", "phase": "#phase-map"}.get(tab)
         if focus:
             self.query_one(focus).focus()
 

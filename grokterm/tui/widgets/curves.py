@@ -13,7 +13,7 @@ from textual_plotext import PlotextPlot
 MAX_RUNS = 6
 
 
-class Curves(Horizontal):
+class Curves(Horizontal, can_focus=True):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.log_step = True
@@ -65,7 +65,13 @@ class Curves(Horizontal):
             idx = _keep(len(xs), width)
             x = [xs[k] for k in idx]
             name = self.names[run_id]
-            acc.plt.plot(x, [_num(rows[k]["train_acc"]) for k in idx], color=i + 1, label=name, marker="braille")
+            acc.plt.plot(
+                x,
+                [_num(rows[k]["train_acc"]) for k in idx],
+                color=i + 1,
+                label=name,
+                marker="braille",
+            )
             acc.plt.plot(x, [_num(rows[k]["val_acc"]) for k in idx], color=i + 1, marker="dot")
             norm.plt.plot(x, [_num(rows[k]["norm"]) for k in idx], color=i + 1, marker="braille")
         acc.plt.ylim(0, 1)
