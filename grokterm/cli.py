@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokterm",
+        # The app's options would otherwise swallow abbreviations meant for a
+        # command (bench --d read as --db or --device).
+        allow_abbrev=False,
         description="Reproduce and explore Huang et al. 2024: grokking, double descent "
         "and emergent abilities as circuit competition. Without a command: the app.",
     )

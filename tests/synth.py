@@ -8,7 +8,7 @@ import math
 import random
 
 from grokterm.analysis import dynamics
-from grokterm.presets import parse_preset
+from grokterm.presets import parse_preset, tomllib
 from grokterm.runner import plan_cohorts
 from grokterm.store import Store
 
@@ -30,19 +30,15 @@ def fake_curve(d: int, n: int, seed: int, steps: int, every: int) -> list[dict]:
 
 
 def make_sweep(db, ds, ns, seeds, steps=2000, every=100, name="synth", finish=True) -> int:
-    preset = parse_preset(
-        {
-            "name": name,
-            "title": f"Synthetic {name}",
-            "figure": "6",
-            "run": {"p": 113, "steps": steps, "eval_every": every},
-            "grid": {"n_train": list(ns), "d": list(ds)},
-            "seeds": seeds,
-            "plot": {"kind": "final", "x": "d", "series": "n_train"},
-        },  # fmt: skip
-        f"{name}.toml",
-        f"# synthetic {name}\n",
-    )
+    text = f"""name = "{name}"
+title = "Synthetic {name}"
+figure = "6"
+seeds = {seeds}
+run = {{ p = 113, steps = {steps}, eval_every = {every} }}
+grid = {{ n_train = {list(ns)}, d = {list(ds)} }}
+plot = {{ kind = "final", x = "d", series = "n_train" }}
+"""
+    preset = parse_preset(tomllib.loads(text), f"{name}.toml", text)
     store = Store(db)
     sweep_id = store.create_sweep(preset, "paper", plan_cohorts(preset.expand(), 1, 64))
     store.db.execute(

@@ -11,6 +11,7 @@ from synth import make_sweep
 
 from grokterm.store import Store
 from grokterm.tui.app import GroktermApp
+from grokterm.tui.data import read_sweep
 from grokterm.tui.screens.sweep import SweepScreen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +92,25 @@ async def test_open_sweep_select_a_run_sort_and_filter(tmp_path):
         await pilot.pause(0.3)
         assert table.row_count == 4
         assert all("d=64" in table.get_row_at(i)[0] for i in range(4))
+
+
+async def test_curves_never_double_when_reads_overlap_a_new_selection(tmp_path):
+    make_sweep(tmp_path / "runs.db", [8, 32], [2600], 2, steps=1000)  # 11 rows per run
+    app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=2)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("escape", "enter")
+        await pilot.pause(1.0)
+        screen = app.screen
+        ids = [r["id"] for r in screen.state.runs][:2]
+        stale = read_sweep(app.store, 1, [], 0)  # a poll that started before the selection
+        screen.show_curves(ids, "two runs")
+        await pilot.pause(1.0)
+        screen.post_message(SweepScreen.Updated(stale, 0.0))  # ...and lands after it
+        await pilot.pause(2.0)  # several polls after it
+        series = screen.query_one("#curve-plots").series
+        assert [[r["step"] for r in rows] for rows in series.values()] == [
+            list(range(0, 1001, 100))
+        ] * 2
 
 
 async def test_quit_with_running_workers_asks_and_can_stop_them(tmp_path):

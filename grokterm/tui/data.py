@@ -15,6 +15,8 @@ class SweepState:
     workers: list[dict]
     runs: list[dict]
     new_metrics: dict[int, list[dict]] = field(default_factory=dict)  # run id -> rows
+    run_ids: list[int] = field(default_factory=list)  # the selection it was read for
+    since_rowid: int = 0  # the metric rows read are those after this one
     last_rowid: int = 0
 
 
@@ -27,5 +29,6 @@ def read_sweep(store: Store, sweep_id: int, run_ids: list[int], since_rowid: int
     return SweepState(
         sweep=store.sweep(sweep_id), progress=store.progress(sweep_id),
         workers=[w for w in store.workers(sweep_id) if w["status"] == "running"],
-        runs=store.runs(sweep_id), new_metrics=by_run, last_rowid=last,
+        runs=store.runs(sweep_id), new_metrics=by_run, run_ids=list(run_ids),
+        since_rowid=since_rowid, last_rowid=last,
     )  # fmt: skip

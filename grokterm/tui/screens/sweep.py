@@ -98,7 +98,6 @@ class SweepScreen(Screen):
     def on_sweep_screen_updated(self, message: Updated) -> None:
         start = time.perf_counter()
         state = self.state = message.state
-        self.cursor_rowid = state.last_rowid
         p = state.progress
         self.sub_title = (
             f"sweep {state.sweep['id']}: {state.sweep['name']} ({state.sweep['scale']})"
@@ -107,7 +106,11 @@ class SweepScreen(Screen):
         self.query_one("#workers", Static).update(self._workers_line(state))
         self._fill_table(state.runs)
         self.query_one(PhaseMap).update_runs(state.runs)
-        self.query_one(Curves).add_rows(state.new_metrics)
+        # A read that started before the selection or the cursor last changed would
+        # add its rows twice or rewind the cursor: only a read from the current one counts.
+        if state.run_ids == self.selected and state.since_rowid == self.cursor_rowid:
+            self.cursor_rowid = state.last_rowid
+            self.query_one(Curves).add_rows(state.new_metrics)
         self.last_refresh_ms = (time.perf_counter() - start + message.seconds) * 1000
 
     def _workers_line(self, state: SweepState) -> str:
@@ -178,18 +181,23 @@ class SweepScreen(Screen):
 
         from grokterm.claims import check_claims
         from grokterm.figures import claims_table, draw
-        from grokterm.presets import parse_preset, tomllib
+        from grokterm.presets import PresetError, parse_preset, tomllib
 
         store, sweep = self.app.store, self.app.store.sweep(self.sweep_id)
-        preset = parse_preset(tomllib.loads(sweep["toml"]), sweep["preset_path"], sweep["toml"])
+        view = self.query_one("#figure-view", Static)
+        try:
+            preset = parse_preset(tomllib.loads(sweep["toml"]), sweep["preset_path"], sweep["toml"])
+        except (PresetError, tomllib.TOMLDecodeError) as e:  # a store from another version
+            self.app.call_from_thread(view.update, f"cannot read this sweep's preset: {e}")
+            return
         runs = store.runs(self.sweep_id)
         curves = (
             store.run_curves([r["id"] for r in runs][:8]) if preset.plot["kind"] == "curves" else {}
         )
-        width = max(self.size.width - 4, 40)
-        figure = Text.from_ansi(draw(preset.plot, runs, curves, (width, 20)))
+        width, height = max(self.size.width - 4, 40), min(max(self.size.height - 7, 10), 30)
+        figure = Text.from_ansi(draw(preset.plot, runs, curves, (width, height)))
         body = Group(figure, claims_table(check_claims(preset.claims, runs)))
-        self.app.call_from_thread(self.query_one("#figure-view", Static).update, body)
+        self.app.call_from_thread(view.update, body)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -216,9 +224,9 @@ class SweepScreen(Screen):
 
 
 def _sort_key(run: dict, column: str):
-    value = {"train": run["train_acc"], "val": run["val_acc"], "norm": run["norm"]}.get(
-        column, run.get(column)
-    )
+    # Keys sort in grid order (d=8 before d=16), which the run id keeps.
+    values = {"key": run["id"], "train": run["train_acc"], "val": run["val_acc"]}
+    value = values.get(column, run.get(column))
     return (value is None, value if not isinstance(value, str) else value.lower())
 
 

@@ -1,0 +1,101 @@
+"""Snapshot tests: each screen of the app at 80x24 (the smallest terminal it must
+be readable in), from a fixed synthetic database. Update with --snapshot-update
+after an intended change, and look at the SVGs before committing them."""
+
+import os
+from pathlib import Path
+
+import pytest
+from synth import make_sweep
+
+from grokterm.tui.app import GroktermApp
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # preset paths show as presets/...
+    db = tmp_path / "runs.db"
+    make_sweep(db, [8, 16, 32, 64], [2600, 3000, 4000], 2, name="synth")
+    os.utime(db)
+    return GroktermApp(db, Path("presets"), device="cpu", workers=2)
+
+
+async def _settle(pilot):
+    """Wait until the reads the last key started have come back and been drawn;
+    a fixed pause is not enough on a loaded CI machine."""
+    await pilot.pause(0.5)
+    for _ in range(200):
+        if not any(w.is_running for w in pilot.app.workers):
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+    await pilot.wait_for_scheduled_animations()
+
+
+def test_presets_screen(app, snap_compare):
+    assert snap_compare(app, terminal_size=SIZE, run_before=_settle)
+
+
+def test_presets_screen_light_theme(app, snap_compare):
+    async def light(pilot):
+        pilot.app.theme = "textual-light"
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=light)
+
+
+def test_sweeps_screen(app, snap_compare):
+    assert snap_compare(app, terminal_size=SIZE, press=["escape"], run_before=_settle)
+
+
+def test_sweep_runs(app, snap_compare):
+    async def open_sweep(pilot):
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_sweep)
+
+
+def test_sweep_phase_map(app, snap_compare):
+    async def phase(pilot):
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(1.0)
+        await pilot.press("3", "down", "right")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=phase)
+
+
+def test_sweep_curves_of_a_cell(app, snap_compare):
+    async def curves(pilot):
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(1.0)
+        await pilot.press("3", "down", "down", "right", "enter")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=curves)
+
+
+def test_sweep_figure(app, snap_compare):
+    async def figure(pilot):
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(1.0)
+        await pilot.press("4")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=figure)
+
+
+def test_help_screen(app, snap_compare):
+    assert snap_compare(app, terminal_size=SIZE, press=["question_mark"], run_before=_settle)
