@@ -113,6 +113,21 @@ async def test_curves_never_double_when_reads_overlap_a_new_selection(tmp_path):
         ] * 2
 
 
+async def test_moving_onto_a_phase_map_cell_shows_its_runs_curves(tmp_path):
+    make_sweep(tmp_path / "runs.db", [8, 32], [2600, 4000], 3, steps=1000)
+    app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=2)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("escape", "enter")
+        await pilot.pause(1.0)
+        screen = app.screen
+        await pilot.press("3", "down", "right")  # d=32, n_train=4000
+        await pilot.pause(1.5)
+        assert screen.query_one("TabbedContent").active == "phase"  # no tab switch
+        preview = screen.query_one("#cell-curves")
+        assert sorted(preview.names.values()) == [f"n_train=4000 d=32 seed={s}" for s in range(3)]
+        assert all(len(rows) == 11 for rows in preview.series.values())
+
+
 async def test_quit_with_running_workers_asks_and_can_stop_them(tmp_path):
     presets = tmp_path / "presets"
     presets.mkdir()

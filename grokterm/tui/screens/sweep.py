@@ -10,6 +10,7 @@ import time
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
@@ -71,8 +72,9 @@ class SweepScreen(Screen):
                     "select runs in the table or a cell of the phase map", id="curves-title"
                 )
                 yield Curves(id="curve-plots")
-            with TabPane("Phase map", id="phase"):
+            with TabPane("Phase map", id="phase"), VerticalScroll():
                 yield PhaseMap(id="phase-map")
+                yield Curves(id="cell-curves")  # the cell under the cursor
             with TabPane("Figure", id="figure"):
                 yield Static(id="figure-view")
         yield Footer()
@@ -110,7 +112,8 @@ class SweepScreen(Screen):
         # add its rows twice or rewind the cursor: only a read from the current one counts.
         if state.run_ids == self.selected and state.since_rowid == self.cursor_rowid:
             self.cursor_rowid = state.last_rowid
-            self.query_one(Curves).add_rows(state.new_metrics)
+            for curves in self.query(Curves):
+                curves.add_rows(state.new_metrics)
         self.last_refresh_ms = (time.perf_counter() - start + message.seconds) * 1000
 
     def _workers_line(self, state: SweepState) -> str:
@@ -154,18 +157,28 @@ class SweepScreen(Screen):
         run = next(r for r in self.state.runs if r["id"] == run_id)
         self.show_curves([run_id], run["key"])
 
+    def on_phase_map_cell_highlighted(self, event: PhaseMap.CellHighlighted) -> None:
+        self.select_runs(event.run_ids, event.title)
+
     def on_phase_map_cell_selected(self, event: PhaseMap.CellSelected) -> None:
         self.show_curves(event.run_ids, event.title)
 
-    def show_curves(self, run_ids: list[int], title: str) -> None:
+    def select_runs(self, run_ids: list[int], title: str) -> None:
+        """The runs whose curves both curve views draw; their rows are read anew."""
         names = {r["id"]: r["key"] for r in self.state.runs if r["id"] in run_ids}
+        if list(names) == self.selected:
+            return
         self.selected = list(names)
-        self.cursor_rowid = 0  # re-read the whole curves of the new selection
+        self.cursor_rowid = 0
         self.query_one("#curves-title", Static).update(f"curves: {title}")
-        self.query_one(Curves).show_runs(names)
-        self.query_one(TabbedContent).active = "curves"
-        self.query_one(Curves).focus()  # else the focused table pulls its tab back
+        for curves in self.query(Curves):
+            curves.show_runs(names)
         self.poll()
+
+    def show_curves(self, run_ids: list[int], title: str) -> None:
+        self.select_runs(run_ids, title)
+        self.query_one(TabbedContent).active = "curves"
+        self.query_one("#curve-plots").focus()  # else the focused table pulls its tab back
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if self.state is not None:
@@ -206,7 +219,8 @@ class SweepScreen(Screen):
             self.query_one(focus).focus()
 
     def action_toggle_log(self) -> None:
-        self.query_one(Curves).toggle_log()
+        for curves in self.query(Curves):
+            curves.toggle_log()
 
     def action_sort(self) -> None:
         self.sort_column = (self.sort_column + 1) % len(RUN_COLUMNS)

@@ -42,6 +42,15 @@ class PhaseMap(Widget, can_focus=True):
     cursor: reactive[tuple[int, int]] = reactive((0, 0))
 
     class CellSelected(Message):
+        """Enter on a cell: open its runs' curves."""
+
+        def __init__(self, run_ids: list[int], title: str):
+            super().__init__()
+            self.run_ids, self.title = run_ids, title
+
+    class CellHighlighted(Message):
+        """The cursor moved onto a cell: preview its runs' curves."""
+
         def __init__(self, run_ids: list[int], title: str):
             super().__init__()
             self.run_ids, self.title = run_ids, title
@@ -112,6 +121,9 @@ class PhaseMap(Widget, can_focus=True):
 
     def watch_cursor(self) -> None:
         self.refresh()
+        run_ids, title = self.selected_cell()
+        if run_ids:
+            self.post_message(self.CellHighlighted(run_ids, title))
 
     def selected_cell(self) -> tuple[list[int], str]:
         if not self.row_values or not self.col_values:
