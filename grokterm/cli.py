@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_DB = "runs.db"
@@ -183,10 +184,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_plan(console, preset, scale: str, cohorts, slots) -> None:
+    from grokterm.runner import estimate_seconds
+
     runs = sum(len(c) for c in cohorts)
     run_steps = sum(s.config.steps for c in cohorts for s in c)
     console.print(f"{preset.name} ({scale}): {runs} runs in {len(cohorts)} cohorts, "
                   f"{run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
+    if slots[0].device == "cpu":  # the estimate is fitted to CPU step times
+        seconds = estimate_seconds([s for c in cohorts for s in c], len(slots))
+        console.print(
+            f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
+        )
     for i, cohort in enumerate(cohorts, 1):
         cfg = cohort[0].config
         console.print(f"  cohort {i}: task={cfg.task} d={cfg.d} layers={cfg.n_layers} "

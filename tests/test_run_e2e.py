@@ -69,10 +69,13 @@ def test_finished_sweep_is_not_retrained_and_fresh_makes_a_new_one(tmp_path, tin
 
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, tiny):
-    result = grokterm("run", str(tiny), "--dry-run", "--workers", "2", cwd=tmp_path)
+    result = grokterm(
+        "run", str(tiny), "--dry-run", "--workers", "2", "--device", "cpu", cwd=tmp_path
+    )
     assert result.returncode == 0
     assert "tiny (paper): 4 runs in 2 cohorts, 800 run-steps" in result.stdout
     assert "n_train=120 seed=1" in result.stdout
+    assert "estimated wall time on 2 CPU cores: 0:00:0" in result.stdout  # 800 tiny steps
     assert not (tmp_path / "runs.db").exists()
 
 
