@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--height", type=int, default=24, help="plot height")
     show.set_defaults(func=cmd_show)
 
+    relabel = sub.add_parser(
+        "relabel", help="label a sweep's runs again from their stored curves (current rules)"
+    )
+    relabel.add_argument("sweep", nargs="?", help="sweep id or name (default: newest)")
+    _db_option(relabel)
+    relabel.set_defaults(func=cmd_relabel)
+
     ls = sub.add_parser("ls", help="list sweeps with their progress")
     _db_option(ls)
     ls.set_defaults(func=cmd_ls)
@@ -271,6 +278,21 @@ def cmd_show(args: argparse.Namespace) -> int:
         results = check_claims(preset.claims, runs)
     if results:
         console.print(claims_table(results))
+    return 0
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    """For sweeps stored before the labelling rules changed; curves stay as they are."""
+    from grokterm.analysis import dynamics
+
+    store = _open_store(args.db)
+    sweep = _pick_sweep(store, args.sweep)
+    runs = store.runs(sweep["id"])
+    curves = store.run_curves([r["id"] for r in runs])
+    labels = {i: info.to_dict() for i, rows in curves.items() if (info := dynamics(rows))}
+    changed = sum(1 for r in runs if r["id"] in labels and r["label"] != labels[r["id"]]["label"])
+    store.set_labels(labels)
+    print(f"sweep {sweep['id']}: {len(labels)} runs labelled, {changed} labels changed")
     return 0
 
 

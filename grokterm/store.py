@@ -299,6 +299,14 @@ class Store:
                 (os.getpid(), socket.gethostname(), device, sweep_id, now, now),
             ).lastrowid
 
+    def set_labels(self, labels: dict[int, dict]) -> None:
+        """Replace runs' labels (run id -> the label's numbers, with "label")."""
+        with self._write():
+            self.db.conn.executemany(
+                "UPDATE runs SET label = ?, label_info = ? WHERE id = ?",
+                [(info["label"], json.dumps(info), run_id) for run_id, info in labels.items()],
+            )
+
     def worker_exit(self, worker_id: int, status: str = "exited") -> None:
         with self._write():
             self.db.execute(

@@ -59,6 +59,15 @@ def test_progression_that_ends_fitting_everything_is_still_progression():
     assert info.label == "progression" and info.rise_step < info.fit_step
 
 
+def test_progression_when_train_runs_ahead_after_validation_starts_rising():
+    # fig 5, d=8 seed 1 at lr 2e-3 (every 400 steps): validation passes 0.1 while the
+    # gap is 0.12, then train runs 0.29 ahead on the way to fitting everything
+    train = [0.009, 0.086, 0.152, 0.452, 0.588, 0.654, 0.747, 0.871, 0.903, 0.95, 0.991]
+    val = [0.008, 0.009, 0.032, 0.201, 0.299, 0.353, 0.499, 0.687, 0.724, 0.8, 0.866]
+    info = dynamics(curve(train, val, every=400))
+    assert info.label == "progression" and info.max_gap > 0.28
+
+
 def test_comprehension_train_and_validation_rise_together():
     info = dynamics(curve(train=[0.0, 0.2, 0.6, 1.0], val=[0.0, 0.15, 0.55, 0.98]))
     assert info.label == "comprehension"
@@ -182,3 +191,8 @@ def test_train_bumps_count_rises_after_plateaus():
     assert train_bumps([0.1, 0.3, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.9]) == 2
     assert train_bumps([0.1, 0.5, 0.9, 1.0, 1.0, 1.0, 1.0]) == 0  # a smooth climb, no plateau
     assert train_bumps([0.4, 0.4, 0.4, 0.4, 0.42, 0.44]) == 0  # too small a rise
+    # fig 2's d=8 run (lr 2e-3, seed 2, every 500 steps): a jittery plateau near 0.58
+    # from step 1500 to 3500, then a second rise to 0.72
+    fig2_d8 = [0.009, 0.085, 0.404, 0.604, 0.592, 0.572, 0.579, 0.56, 0.623, 0.669, 0.694,
+               0.71, 0.717, 0.717, 0.718, 0.72, 0.734, 0.713, 0.73, 0.727, 0.719]  # fmt: skip
+    assert train_bumps(fig2_d8) == 1

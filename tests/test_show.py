@@ -54,3 +54,26 @@ def test_show_final_plot_and_by_preset_path(tmp_path):
     assert "final val_acc (mean, 95% CI dotted)" in result.stdout
     missing = grokterm("show", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "--sweep: no sweep 'nope'" in missing.stderr
+
+
+def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
+    import sqlite3
+
+    from synth import make_sweep
+
+    from grokterm.cli import main
+    from grokterm.store import Store
+
+    db = tmp_path / "runs.db"
+    make_sweep(db, [8, 64], [2600, 4000], 2)
+    before = {r["id"]: r["label"] for r in Store(db).runs(1)}
+    with sqlite3.connect(db) as conn:  # labels written by an older version's rules
+        conn.execute("UPDATE runs SET label = 'not learned', label_info = '{}' WHERE id <= 3")
+    rows_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM metrics").fetchone()
+    assert main(["relabel", "--db", str(db)]) == 0
+    changed = sum(1 for i in (1, 2, 3) if before[i] != "not learned")
+    assert capsys.readouterr().out.strip() == f"sweep 1: 8 runs labelled, {changed} labels changed"
+    runs = Store(db).runs(1)
+    assert {r["id"]: r["label"] for r in runs} == before
+    assert all(r["label_info"]["last_step"] == 2000 for r in runs)
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM metrics").fetchone() == rows_before
