@@ -13,8 +13,9 @@ VAL_LOW = 0.10  # validation below this is "negligible"
 VAL_GEN = 0.95  # validation at or above this is "generalized"
 MEM_GAP = 0.20  # a train-minus-validation gap this large means memorization came first
 GROK_DELAY = 2.0  # grokking: validation generalizes at >= this multiple of the fit step
-PLATEAU_EVALS = 3  # a bump (fig 5): train accuracy on a plateau for this many evaluations ...
-PLATEAU_BAND = 0.04  # ... staying inside a band this wide (full-batch accuracy jitters) ...
+PLATEAU_EVALS = 5  # a bump (fig 5): train accuracy on a plateau for at least this many
+PLATEAU_SPAN = 0.05  # evaluations and this share of the run (a bump is seen at the run's scale),
+PLATEAU_BAND = 0.05  # staying inside a band this wide (full-batch accuracy jitters) ...
 BUMP_RISE = 0.05  # ... then rising by at least this before the next plateau
 
 LABELS = ("progression", "ungrokking", "grokking", "semi-grokking", "comprehension", "not learned")
@@ -90,14 +91,19 @@ def _label(info: Dynamics) -> str:
 
 
 def train_bumps(train: Sequence[float]) -> int:
-    """Rises of train accuracy by >= BUMP_RISE above the top of a plateau below FIT."""
-    bumps, base, in_rise = 0, None, False
-    for i, cur in enumerate(train):
-        window = train[max(0, i - PLATEAU_EVALS + 1) : i + 1]
-        if len(window) == PLATEAU_EVALS and max(window) - min(window) < PLATEAU_BAND:
-            base, in_rise = max(window), False
-        elif base is not None and base < FIT and not in_rise and cur - base >= BUMP_RISE:
-            bumps, in_rise = bumps + 1, True
+    """Plateaus of train accuracy below FIT that are later left by >= BUMP_RISE."""
+    min_len = max(PLATEAU_EVALS, round(PLATEAU_SPAN * len(train)))
+    bumps, i = 0, 0
+    while i < len(train):
+        j, lo, hi = i + 1, train[i], train[i]  # grow [i, j) while it stays in the band
+        while j < len(train) and max(hi, train[j]) - min(lo, train[j]) < PLATEAU_BAND:
+            lo, hi, j = min(lo, train[j]), max(hi, train[j]), j + 1
+        if j - i < min_len:
+            i += 1
+            continue
+        top = max(train[i:j])
+        bumps += top < FIT and any(t >= top + BUMP_RISE for t in train[j:])
+        i = j
     return bumps
 
 

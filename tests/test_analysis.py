@@ -188,11 +188,19 @@ def test_emergence_size_is_smallest_model_whose_best_seed_crosses():
 
 
 def test_train_bumps_count_rises_after_plateaus():
-    assert train_bumps([0.1, 0.3, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.9]) == 2
-    assert train_bumps([0.1, 0.5, 0.9, 1.0, 1.0, 1.0, 1.0]) == 0  # a smooth climb, no plateau
+    assert train_bumps([0.1, 0.3, *[0.5] * 5, 0.6, *[0.7] * 5, 0.9]) == 2
+    assert train_bumps([0.1, 0.5, 0.9, *[1.0] * 5]) == 0  # a smooth climb, no plateau
     assert train_bumps([0.4, 0.4, 0.4, 0.4, 0.42, 0.44]) == 0  # too small a rise
     # fig 2's d=8 run (lr 2e-3, seed 2, every 500 steps): a jittery plateau near 0.58
     # from step 1500 to 3500, then a second rise to 0.72
     fig2_d8 = [0.009, 0.085, 0.404, 0.604, 0.592, 0.572, 0.579, 0.56, 0.623, 0.669, 0.694,
                0.71, 0.717, 0.717, 0.718, 0.72, 0.734, 0.713, 0.73, 0.727, 0.719]  # fmt: skip
     assert train_bumps(fig2_d8) == 1
+    # fig 5, seed 3 (every 200 steps to 12k): a plateau at 0.61-0.64 for ~2k steps, left
+    # by a slow climb of ~0.01 per evaluation to 0.83, then flat
+    fig5_seed3 = [0.01, 0.04, 0.14, 0.42, 0.55, 0.61, 0.64, 0.64, 0.64, 0.63, 0.62, 0.61,
+                  0.61, 0.61, 0.61, 0.6, 0.62, 0.63, 0.62, 0.63, 0.65, 0.66, 0.67, 0.69,
+                  0.7, 0.67, 0.69, 0.7, 0.67, 0.72, 0.73, 0.74, 0.75, 0.78, 0.8, 0.81,
+                  0.82, 0.82, 0.82, 0.83, 0.82, 0.83]  # fmt: skip
+    assert train_bumps(fig5_seed3 + [0.83] * 160) == 1  # flat from 12k to 40k
+    assert train_bumps([0.1 + 0.015 * i for i in range(60)]) == 0  # a steady climb
