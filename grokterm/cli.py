@@ -229,6 +229,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     import shutil
 
     from rich.console import Console
+    from rich.text import Text
 
     from grokterm.claims import check_claims
     from grokterm.figures import claims_table, draw, draw_zones
@@ -261,7 +262,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         crit = analysis.d_crit(analysis.aggregate(done[crit_name]))
         mem = {p.grid["d"]: p.mean for p in analysis.d_mem(done[mem_name])}
         ns = sorted({r["config"]["n_train"] for r in runs[crit_name]})
-        print(draw_zones(crit, mem, ns, (size[0], max(size[1] - 8, 10))))
+        console.print(
+            Text.from_ansi(draw_zones(crit, mem, ns, (size[0], max(size[1] - 8, 10)))),
+            soft_wrap=True,
+        )
         results = [res for name in sources for res in check_claims(
             [c for c in preset.claims if c.get("source") == name], runs[name])]  # fmt: skip
     else:
@@ -274,7 +278,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         p = store.progress(sweep["id"])
         console.print(f"sweep {sweep['id']}: {preset.title} ({sweep['scale']}), "
                       f"{p['finished']} of {p['runs']} runs finished")  # fmt: skip
-        print(draw(preset.plot, runs, curves, size))
+        console.print(Text.from_ansi(draw(preset.plot, runs, curves, size)), soft_wrap=True)
         results = check_claims(preset.claims, runs)
     if results:
         console.print(claims_table(results))
