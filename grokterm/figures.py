@@ -72,6 +72,7 @@ def claims_table(results: Sequence[ClaimResult]) -> Table:
 def _start(width: int, height: int) -> None:
     plt.clf()
     plt.clear_figure()
+    plt.limitsize(False, False)  # the size asked for, even past the terminal (or a pipe)
     plt.plotsize(width, height)
     plt.theme("clear")
 
