@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _db_option(show)
     show.add_argument("--width", type=int, help="plot width (default: the terminal's)")
     show.add_argument("--height", type=int, default=24, help="plot height")
+    show.add_argument(
+        "--scale", default="paper", help="with a preset file: the scale whose sweep to show"
+    )
     show.set_defaults(func=cmd_show)
 
     relabel = sub.add_parser(
@@ -243,10 +246,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             preset = load_preset(args.sweep)
         except PresetError as err:
             raise UsageError(str(err)) from None
+        # The file's plot and claims, on the newest sweep of its name at that scale: a
+        # claim added or edited is checked without training again.
         sweep = (
-            None
-            if preset.plot["kind"] == "zones"
-            else store.find_sweep(preset.name, "paper", preset.digest())
+            None if preset.plot["kind"] == "zones" else store.find_sweep(preset.name, args.scale)
         )
     else:
         sweep = _pick_sweep(store, args.sweep)
@@ -270,7 +273,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             [c for c in preset.claims if c.get("source") == name], runs[name])]  # fmt: skip
     else:
         if sweep is None:
-            raise UsageError(f"{args.sweep}: no sweep of this preset in {store.path}; run it first")
+            raise UsageError(
+                f"{args.sweep}: no sweep of this preset at scale {args.scale!r} in {store.path};"
+                " run it first"
+            )
         runs = store.runs(sweep["id"])
         curves = (
             store.run_curves([r["id"] for r in runs]) if preset.plot["kind"] == "curves" else {}

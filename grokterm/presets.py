@@ -37,6 +37,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from grokterm.claims import claim_problem
 from grokterm.config import ConfigError, RunConfig
 
 if sys.version_info >= (3, 11):
@@ -160,6 +161,9 @@ def parse_preset(data: dict, path: str | Path = "<preset>", text: str = "") -> P
     claims = data.get("claims", [])
     if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
         raise PresetError(path, "claims", "expected an array of tables, [[claims]]")
+    for i, claim in enumerate(claims):
+        if problem := claim_problem(claim):
+            raise PresetError(path, f"claims[{i}].{problem[0]}", problem[1])
     preset = Preset(
         path=str(path), text=text, name=data["name"], title=data["title"],
         figure=str(data.get("figure", "")), description=str(data.get("description", "")),

@@ -130,11 +130,12 @@ class Store:
                 )  # fmt: skip
         return sweep_id
 
-    def find_sweep(self, name: str, scale: str, digest: str) -> dict | None:
-        rows = self._rows(
-            "SELECT * FROM sweeps WHERE name = ? AND scale = ? AND digest = ? ORDER BY id DESC LIMIT 1",
-            (name, scale, digest),
-        )
+    def find_sweep(self, name: str, scale: str, digest: str | None = None) -> dict | None:
+        """The newest sweep of a preset at a scale; of exactly this text when digest is given."""
+        sql, params = "SELECT * FROM sweeps WHERE name = ? AND scale = ?", [name, scale]
+        if digest is not None:
+            sql, params = sql + " AND digest = ?", params + [digest]
+        rows = self._rows(sql + " ORDER BY id DESC LIMIT 1", tuple(params))
         return rows[0] if rows else None
 
     def sweep(self, ref: str | int | None = None) -> dict | None:

@@ -114,6 +114,29 @@ def test_emergence_claims():
     assert statuses(claims[1:], runs) == [REPRODUCED]
 
 
+def test_emergence_ratio_when_the_multitask_never_emerges():
+    """Not emerged up to the largest size run bounds the ratio below: enough to hold
+    a '>=' claim when the bound is past it, not enough to judge it when it is short."""
+    single = [run(d, 3000, 0, 1.0 if d >= 64 else 0.0, task="multitask") for d in (32, 64)]
+    multi = [run(d, 3000, 0, 0.0, task="multitask", n_mem=3000) for d in (64, 128)]
+    claim = {"kind": "emergence_ratio", "op": ">=", "value": 100}
+    [result] = check_claims([claim], single + multi)
+    assert result.status == NO_DATA and "n_mem 3000: not emerged, > " in result.detail
+    assert statuses([claim | {"value": 2}], single + multi) == [REPRODUCED]
+    assert statuses([claim | {"op": "<=", "value": 2}], single + multi) == [NOT_REPRODUCED]
+
+
+def test_emergence_compare_when_neither_emerges():
+    runs = [run(d, 3000, 0, 0.0, task="multitask", n_mem=3000, split_ffn=s)
+            for d in (32, 64) for s in (False, True)]  # fmt: skip
+    claim = {
+        "kind": "emergence_compare",
+        "smaller": {"split_ffn": True},
+        "larger": {"split_ffn": False},
+    }
+    assert statuses([claim], runs) == [NO_DATA]
+
+
 def test_unfinished_runs_are_not_judged():
     runs = [run(8, 3000, 0, 0.6, "progression") | {"status": "running"}]
     claims = [{"kind": "label", "where": {"d": 8}, "label": "progression"}]

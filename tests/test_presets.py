@@ -32,6 +32,21 @@ def test_scale_overrides_run_fields_grid_and_seeds(tmp_path):
         load_preset(path).at_scale("huge")
 
 
+@pytest.mark.parametrize(
+    "claim, message",
+    [
+        ('kind = "final"\nvalue = 0.5', "claims[0].op: a final claim needs it"),
+        ('kind = "final"\nop = "=="\nvalue = 0.5', "claims[0].op: expected one of >=, <=, >, <, got '=='"),
+        ('kind = "vibes"', "claims[0].kind: expected one of label, final,"),
+        ('kind = "label"\nlabel = "grokking"\nwhere = 3', "claims[0].where: expected a table"),
+    ],
+)  # fmt: skip
+def test_a_claim_that_cannot_be_checked_is_a_preset_error(tmp_path, claim, message):
+    path = write_preset(tmp_path, TINY + f"\n[[claims]]\n{claim}\n")
+    with pytest.raises(PresetError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_preset(path)
+
+
 def test_every_shipped_preset_parses_at_every_scale():
     paths = sorted((ROOT / "presets").glob("*.toml"))
     assert paths, "presets/ is empty"

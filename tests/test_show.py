@@ -54,6 +54,15 @@ def test_show_final_plot_and_by_preset_path(tmp_path):
     assert "final val_acc (mean, 95% CI dotted)" in result.stdout
     missing = grokterm("show", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "--sweep: no sweep 'nope'" in missing.stderr
+    # A claim added to the file is checked on the stored sweep, without training again.
+    preset.write_text(
+        text + '\n[[claims]]\nkind = "final"\nop = "<="\nvalue = 1.0\ntext = "added later"\n'
+    )
+    again = grokterm("show", str(preset), "--width", "90", cwd=tmp_path, env={"COLUMNS": "140"})
+    assert again.returncode == 0 and "added later" in again.stdout, again.stderr
+    assert "sweep 1:" in again.stdout
+    quick = grokterm("show", str(preset), "--scale", "quick", cwd=tmp_path)
+    assert quick.returncode == 2 and "no sweep of this preset at scale 'quick'" in quick.stderr
 
 
 def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
