@@ -201,7 +201,7 @@ def print_plan(console, preset, scale: str, cohorts, slots) -> None:
     console.print(f"{preset.name} ({scale}): {runs} runs in {len(cohorts)} cohorts, "
                   f"{run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
     if slots[0].device == "cpu":  # the estimate is fitted to CPU step times
-        seconds = estimate_seconds([s for c in cohorts for s in c], len(slots))
+        seconds = estimate_seconds(cohorts, len(slots))
         console.print(
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
         )

@@ -99,3 +99,20 @@ def test_export_and_ls_errors_are_one_line(tmp_path):
         == "grokterm: runs.db: no such database (run a preset first, or pass --db)"
     )
     assert not (tmp_path / "runs.db").exists()
+
+
+def test_estimate_lays_cohorts_on_workers_and_pads_to_the_largest_run():
+    from grokterm.config import RunConfig
+    from grokterm.presets import RunSpec
+    from grokterm.runner import estimate_seconds
+
+    def spec(n, d=64):
+        return RunSpec(f"n={n} d={d}", {}, RunConfig(n_train=n, d=d, steps=1000))
+
+    big, small = [spec(3000)], [spec(1000, d=8)]
+    alone = estimate_seconds([big], 1)
+    # One worker per cohort: the big cohort alone sets the wall time, not half the sum.
+    assert estimate_seconds([big, small], 2) == alone
+    assert estimate_seconds([big, small], 1) > alone
+    # A cohort trains every run at its largest training set.
+    assert estimate_seconds([[spec(3000), spec(1000)]], 1) == 2 * alone
