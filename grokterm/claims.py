@@ -263,7 +263,7 @@ def _emergence_ratio(claim, runs):
         size = analysis.emergence_size(points)
         if size is not None:
             holds.append(op(size / single, value))
-            parts.append(f"n_mem {n_mem}: {size / single:.0f}x")
+            parts.append(f"n_mem {n_mem}: {_times(size / single)}")
             continue
         # Not emerged up to the largest size tried: the ratio is only bounded below.
         bound = max(p.grid["n_params"] for p in points) / single
@@ -271,9 +271,13 @@ def _emergence_ratio(claim, runs):
             holds.append(claim["op"] in (">=", ">"))
         else:
             holds.append(None)
-        parts.append(f"n_mem {n_mem}: not emerged, > {bound:.0f}x")
+        parts.append(f"n_mem {n_mem}: not emerged, > {_times(bound)}")
     status = NOT_REPRODUCED if False in holds else NO_DATA if None in holds else REPRODUCED
     return status, f"single-task size {single:.0f} params; " + "; ".join(parts)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
 def _emergence_compare(claim, runs):
