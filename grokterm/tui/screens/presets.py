@@ -13,7 +13,7 @@ from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from grokterm.presets import Preset, PresetError, load_preset
-from grokterm.runner import estimate_seconds
+from grokterm.runner import MAX_COHORT, estimate_seconds, plan_cohorts
 
 
 def find_presets(directory: Path) -> tuple[list[Preset], list[str]]:
@@ -80,7 +80,8 @@ class PresetsScreen(Screen):
                 )
                 continue
             specs = at.expand()
-            cost = timedelta(seconds=int(estimate_seconds(specs, self.n_workers)))
+            cohorts = plan_cohorts(specs, self.n_workers, MAX_COHORT["cpu"])
+            cost = timedelta(seconds=int(estimate_seconds(cohorts, self.n_workers)))
             lines.append(
                 f"{scale:>6}: {len(specs)} runs, about {cost} on {self.n_workers} CPU workers"
             )
