@@ -131,8 +131,10 @@ class Preset:
         return f"grid.{key}" if key in self.grid else f"run.{key}"
 
     def digest(self) -> str:
-        """Identity of what this preset trains, to find the sweep to resume."""
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        """Identity of what this preset trains, to find the sweep to resume: its runs'
+        keys and configs, so editing a description, a plot or a claim still resumes."""
+        runs = [[s.key, s.config.to_dict()] for s in self.expand()]
+        return hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_preset(path: str | Path) -> Preset:

@@ -61,6 +61,10 @@ def test_finished_sweep_is_not_retrained_and_fresh_makes_a_new_one(tmp_path, tin
     assert grokterm("run", str(tiny), "--scale", "quick", cwd=tmp_path).returncode == 0
     again = grokterm("run", str(tiny), "--scale", "quick", cwd=tmp_path)
     assert "resuming sweep 1: 2 of 2 runs finished" in again.stdout
+    # What is trained decides the sweep, not the wording around it.
+    tiny.write_text(tiny.read_text().replace("Small runs for tests.", "Edited."))
+    edited = grokterm("run", str(tiny), "--scale", "quick", cwd=tmp_path)
+    assert "resuming sweep 1: 2 of 2 runs finished" in edited.stdout, edited.stdout
     fresh = grokterm("run", str(tiny), "--scale", "quick", "--fresh", cwd=tmp_path)
     assert "sweep 2: tiny (quick)" in fresh.stdout
     with sqlite3.connect(tmp_path / "runs.db") as conn:
