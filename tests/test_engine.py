@@ -90,14 +90,18 @@ def test_memorization_matches_reference():
 
 
 def test_run_curves_do_not_depend_on_the_cohort():
+    """Exact in float64. In float32, what sweeps use, the cohort's shapes change the
+    rounding (~1e-8), and training can amplify it later (~2e-4 by step 200 here)."""
     configs = cohort_configs()
-    alone = train_cohort([configs[2]])
     other = [RunConfig(**(c.to_dict() | dict(seed=c.seed + 40, n_train=400))) for c in configs]
-    mixed = train_cohort([other[0], configs[2], other[1]])
-    for step in range(0, STEPS + 1, 25):
-        a, b = as_dict(alone[(0, step)]), as_dict(mixed[(1, step)])
-        for key in a:
-            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (step, key)
+    for dtype, early, late in [(torch.float64, TOL, TOL), (torch.float32, 1e-6, 1e-2)]:
+        alone = train_cohort([configs[2]], dtype=dtype)
+        mixed = train_cohort([other[0], configs[2], other[1]], dtype=dtype)
+        for step in range(0, STEPS + 1, 25):
+            a, b = as_dict(alone[(0, step)]), as_dict(mixed[(1, step)])
+            tol = early if step <= 100 else late
+            for key in a:
+                assert b[key] == pytest.approx(a[key], abs=tol), (dtype, step, key)
 
 
 def test_initial_weights_depend_only_on_seed():
