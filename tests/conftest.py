@@ -1,6 +1,7 @@
 """Shared helpers: small preset files and running the real `grokterm` command."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -49,9 +50,12 @@ def grokterm(
 
 
 def popen_grokterm(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """grokterm as a terminal would start it: with Ctrl-C's SIGINT live, even when the
+    tests themselves run in the background, where the shell has it ignored."""
     return subprocess.Popen(
         [sys.executable, "-m", "grokterm.cli", *args], cwd=cwd, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | FAST_ENV | (env or {}),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
