@@ -92,16 +92,16 @@ def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:
 
 
 def _run_seconds(spec: RunSpec) -> float:
-    """A fixed overhead plus a cost in n * (d^2 + d * p): the MLP and unembedding
-    dominate. Single task: d=64, n=3000 ~20 ms a step, d=8 ~6 ms. Multitask (four
-    tokens, two accuracies) measured 18, 36 and 90 ms at d = 32, 64, 128 (n = 2800,
-    p = 59); split FFN 22 and 42 ms."""
+    """A fixed overhead, plus per example a constant (embedding, softmax over p) and a
+    cost in d^2 + d * p (the MLP and unembedding). Single task fitted to d=64, n=3000
+    (~20 ms a step) and fig 4's memorization runs (n = 12769: ~20 ms at d = 4, ~27 ms at
+    d = 16). Multitask (four tokens, two accuracies) measured 18, 36 and 90 ms at
+    d = 32, 64, 128 (n = 2800, p = 59); split FFN 22 and 42 ms."""
     c = spec.config
-    n = c.n_train + c.n_mem
-    overhead, slope = (
-        (9e-3, 1.5e-9 if c.split_ffn else 1.2e-9) if c.task == "multitask" else (4e-3, 0.59e-9)
-    )
-    return c.steps * (overhead + slope * n * c.n_layers * (c.d * c.d + c.d * c.p))
+    n, size = c.n_train + c.n_mem, c.n_layers * (c.d * c.d + c.d * c.p)
+    if c.task == "multitask":
+        return c.steps * (9e-3 + (1.5e-9 if c.split_ffn else 1.2e-9) * n * size)
+    return c.steps * (4e-3 + n * (1.08e-6 + 0.376e-9 * size))
 
 
 def worker_slots(device: str, workers: int | None) -> list[WorkerSlot]:
