@@ -86,8 +86,12 @@ def claim_problem(claim: dict) -> tuple[str, str] | None:
     return None
 
 
+def _matching(runs, where: dict | None) -> list[dict]:
+    return [r for r in runs if all(r["config"].get(k) == v for k, v in (where or {}).items())]
+
+
 def _points(runs, where: dict | None = None, value=None) -> list[analysis.Point]:
-    matching = [r for r in runs if all(r["config"].get(k) == v for k, v in (where or {}).items())]
+    matching = _matching(runs, where)
     points = analysis.aggregate(matching, value) if value else analysis.aggregate(matching)
     if not points:
         raise _NoData(f"no finished runs with {where}" if where else "no finished runs")
@@ -217,11 +221,7 @@ def _capacity_ci(claim, runs):
 
 
 def _norm_trend(claim, runs):
-    matching = [
-        r
-        for r in runs
-        if all(r["config"].get(k) == v for k, v in (claim.get("where") or {}).items())
-    ]
+    matching = _matching(runs, claim.get("where"))
     changes = [r["label_info"].get("norm_change") for r in matching]
     changes = [c for c in changes if c is not None]
     if not changes:
@@ -233,11 +233,7 @@ def _norm_trend(claim, runs):
 
 
 def _bumps(claim, runs):
-    matching = [
-        r
-        for r in runs
-        if all(r["config"].get(k) == v for k, v in (claim.get("where") or {}).items())
-    ]
+    matching = _matching(runs, claim.get("where"))
     if not matching:
         raise _NoData()
     counts = [r["label_info"].get("bumps", 0) for r in matching]
