@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from grokterm.presets import PresetError, load_preset
     from grokterm.progress import SweepView, summary_table
-    from grokterm.runner import MAX_COHORT, Pool, plan_cohorts, prepare_sweep, worker_slots
+    from grokterm.runner import Pool, plan, prepare_sweep, worker_slots
 
     try:
         preset = load_preset(args.preset).at_scale(args.scale)
@@ -153,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
     kind = "cuda" if slots[0].device.startswith("cuda") else "cpu"
-    cohorts = plan_cohorts(specs, len(slots), args.cohort_size or MAX_COHORT[kind])
+    cohorts = plan(specs, len(slots), kind, args.cohort_size)
     console = Console()
     if args.dry_run:
         print_plan(console, preset, args.scale, cohorts, slots)

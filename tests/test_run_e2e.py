@@ -11,7 +11,8 @@ from grokterm.store import Store
 
 
 def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
-    result = grokterm("run", str(tiny), "--workers", "2", cwd=tmp_path)
+    # Cohorts of two: each worker trains two runs as one program.
+    result = grokterm("run", str(tiny), "--workers", "2", "--cohort-size", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "4 runs in 2 cohorts, 2 workers on cpu" in result.stdout
     assert "finished: 4 runs done, 0 diverged" in result.stdout
@@ -77,7 +78,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, tiny):
         "run", str(tiny), "--dry-run", "--workers", "2", "--device", "cpu", cwd=tmp_path
     )
     assert result.returncode == 0
-    assert "tiny (paper): 4 runs in 2 cohorts, 800 run-steps" in result.stdout
+    assert "tiny (paper): 4 runs in 4 cohorts, 800 run-steps" in result.stdout
     assert "n_train=120 seed=1" in result.stdout
     assert "estimated wall time on 2 CPU cores: 0:00:0" in result.stdout  # 800 tiny steps
     assert not (tmp_path / "runs.db").exists()
@@ -120,3 +121,22 @@ def test_estimate_lays_cohorts_on_workers_and_pads_to_the_largest_run():
     assert estimate_seconds([big, small], 1) > alone
     # A cohort trains every run at its largest training set.
     assert estimate_seconds([[spec(3000), spec(1000)]], 1) == 2 * alone
+
+
+def test_cpu_plan_balances_workers_and_gpu_plan_batches():
+    from grokterm.config import RunConfig
+    from grokterm.presets import RunSpec
+    from grokterm.runner import estimate_seconds, plan
+
+    # Fig 3 quick's shape: three model sizes (no shared program) of four runs each.
+    specs = [
+        RunSpec(f"d={d} n={n}", {}, RunConfig(d=d, n_train=n, steps=1000))
+        for d in (32, 48, 64)
+        for n in (2500, 3000, 3500, 4000)
+    ]
+    by_size = plan(specs, 2, "cpu")
+    # Three cohorts of four would leave one core idle for a third of the sweep.
+    assert estimate_seconds(by_size, 2) < estimate_seconds(plan(specs, 2, "cpu", 4), 2)
+    assert sorted(s.key for c in by_size for s in c) == sorted(s.key for s in specs)
+    assert [len(c) for c in plan(specs, 2, "cpu", 4)] == [4, 4, 4]  # asked for, kept
+    assert [len(c) for c in plan(specs, 2, "cuda")] == [4, 4, 4]  # one program per d

@@ -13,7 +13,7 @@ from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from grokterm.presets import Preset, PresetError, load_preset
-from grokterm.runner import MAX_COHORT, estimate_seconds, plan_cohorts
+from grokterm.runner import estimate_seconds, plan
 
 
 def find_presets(directory: Path) -> tuple[list[Preset], list[str]]:
@@ -80,7 +80,7 @@ class PresetsScreen(Screen):
                 )
                 continue
             specs = at.expand()
-            cohorts = plan_cohorts(specs, self.n_workers, MAX_COHORT["cpu"])
+            cohorts = plan(specs, self.n_workers, "cpu")
             cost = timedelta(seconds=int(estimate_seconds(cohorts, self.n_workers)))
             lines.append(
                 f"{scale:>6}: {len(specs)} runs, about {cost} on {self.n_workers} CPU workers"
