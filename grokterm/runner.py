@@ -42,7 +42,8 @@ class WorkerSlot:
 
 def plan_cohorts(specs: list[RunSpec], workers: int, max_size: int) -> list[list[RunSpec]]:
     """Group runs that can share a program, sorted by training-set size to keep
-    padding small, in chunks small enough that every worker gets work."""
+    padding small, in chunks small enough that every worker gets work. Workers take
+    cohorts in this order, so the longest go first and the short ones fill the gaps."""
     size = max(1, min(max_size, math.ceil(len(specs) / max(workers, 1))))
     ordered = sorted(
         specs, key=lambda s: (s.config.cohort_key(), s.config.n_train + s.config.n_mem)
@@ -51,7 +52,7 @@ def plan_cohorts(specs: list[RunSpec], workers: int, max_size: int) -> list[list
     for _, group in groupby(ordered, key=lambda s: s.config.cohort_key()):
         group = list(group)
         cohorts += [group[i : i + size] for i in range(0, len(group), size)]
-    return cohorts
+    return sorted(cohorts, key=_cohort_seconds, reverse=True)
 
 
 def plan(specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None):
@@ -97,10 +98,13 @@ def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:
     its size times its largest run. A worker trains one cohort at a time: the cohorts
     are laid out on the workers, longest first, and the busiest one sets the wall time."""
     loads = [0.0] * max(workers, 1)
-    costs = (len(c) * max(map(_run_seconds, c)) for c in cohorts)
-    for seconds in sorted(costs, reverse=True):
+    for seconds in sorted(map(_cohort_seconds, cohorts), reverse=True):
         loads[loads.index(min(loads))] += seconds
     return max(loads)
+
+
+def _cohort_seconds(cohort: list[RunSpec]) -> float:
+    return len(cohort) * max(map(_run_seconds, cohort))
 
 
 def _run_seconds(spec: RunSpec) -> float:

@@ -140,3 +140,6 @@ def test_cpu_plan_balances_workers_and_gpu_plan_batches():
     assert sorted(s.key for c in by_size for s in c) == sorted(s.key for s in specs)
     assert [len(c) for c in plan(specs, 2, "cpu", 4)] == [4, 4, 4]  # asked for, kept
     assert [len(c) for c in plan(specs, 2, "cuda")] == [4, 4, 4]  # one program per d
+    # Workers take cohorts in order: longest first, so short ones fill the gaps at the end.
+    costs = [estimate_seconds([c], 1) for c in by_size]
+    assert costs == sorted(costs, reverse=True)
