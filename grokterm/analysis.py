@@ -220,7 +220,8 @@ def d_mem(runs: Sequence[dict]) -> list[Point]:
 
 def zone(d: float, n: float, crit: dict[float, float], mem: dict[float, float]) -> str | None:
     """Fig 1: the training dynamic expected at (d, n) from the two measured curves,
-    each interpolated linearly in d."""
+    each interpolated linearly in d; None outside the sizes both were measured at
+    (fig 4 quick measures capacity at d <= 32, fig 3 quick D_crit at d >= 32)."""
     c, m = _interp(crit, d), _interp(mem, d)
     if c is None or m is None:
         return None
@@ -233,14 +234,13 @@ def zone(d: float, n: float, crit: dict[float, float], mem: dict[float, float]) 
 
 def _interp(curve: dict[float, float], x: float) -> float | None:
     known = sorted((k, v) for k, v in curve.items() if v is not None)
-    if not known:
-        return None
-    if x <= known[0][0]:
+    if not known or not known[0][0] <= x <= known[-1][0]:
+        return None  # not extrapolated: a zone is drawn only where it was measured
+    if x == known[0][0]:
         return known[0][1]
     for (x0, y0), (x1, y1) in zip(known, known[1:]):
         if x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return known[-1][1]
 
 
 def emergence_size(points: Sequence[Point], threshold: float = EMERGE_VAL) -> float | None:

@@ -49,7 +49,12 @@ def draw_zones(crit: dict[int, float | None], mem: dict[int, float], ns: Sequenc
     plt.xlabel("hidden size d")
     plt.ylabel("training pairs")
     plt.title("Fig 1: memorization capacity and critical dataset size")
-    lines = [plt.build(), "", "zones (P progression, U ungrokking, S semi-grokking, G grokking):"]
+    lines = [
+        plt.build(),
+        "",
+        "zones (P progression, U ungrokking, S semi-grokking, G grokking,"
+        " ? a curve not measured at this d):",
+    ]
     ds = sorted(set(crit) | set(mem))
     lines.append("n \\ d  " + " ".join(f"{d:>4}" for d in ds))
     for n in sorted(ns, reverse=True):

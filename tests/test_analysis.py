@@ -176,6 +176,9 @@ def test_zone_map_from_the_two_curves():
     assert zone(64, 9500, crit, mem) == "progression"  # above the memorization capacity
     assert zone(48, 3400, crit, mem) == "semi-grokking"  # D_crit(48) interpolates to 3500
     assert zone(48, 3400, {}, mem) is None
+    # Outside the sizes a curve was measured at, no zone is guessed.
+    assert zone(16, 3000, crit, {8: 700, 16: 2000}) is None
+    assert zone(100, 3000, crit, mem) is None
 
 
 def test_emergence_size_is_smallest_model_whose_best_seed_crosses():
