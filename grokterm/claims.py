@@ -168,30 +168,39 @@ def _monotone(claim, runs):
     return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
 
 
-def _d_crit_of(runs) -> dict:
-    return analysis.d_crit(_points(runs))
+def _d_crit_of(runs) -> tuple[dict, dict[int, str]]:
+    """D_crit per d, and how to show it: reached already at the smallest n measured
+    means D_crit is at most that n."""
+    points = _points(runs)
+    crit = analysis.d_crit(points)
+    smallest = {d: min(p.grid["n_train"] for p in points if p.grid["d"] == d) for d in crit}
+    shown = {
+        d: "never reached" if v is None else f"<= {v:.0f}" if v == smallest[d] else f"{v:.0f}"
+        for d, v in crit.items()
+    }
+    return crit, shown
 
 
 def _d_crit(claim, runs):
-    crit = _d_crit_of(runs)
+    crit, shown = _d_crit_of(runs)
     if claim["d"] not in crit:
         raise _NoData(f"no finished runs with d = {claim['d']}")
     value = crit[claim["d"]]
-    shown = "never reached" if value is None else f"{value:.0f}"
     ok = value is not None and OPS[claim["op"]](value, claim["value"])
-    return _verdict(ok), f"D_crit(d={claim['d']}) = {shown} ({claim['op']} {claim['value']})"
+    return _verdict(
+        ok
+    ), f"D_crit(d={claim['d']}) = {shown[claim['d']]} ({claim['op']} {claim['value']})"
 
 
 def _d_crit_trend(claim, runs):
-    crit = {d: v for d, v in _d_crit_of(runs).items() if v is not None}
+    crit, shown = _d_crit_of(runs)
+    crit = {d: v for d, v in crit.items() if v is not None}
     if len(crit) < 2:
         raise _NoData("D_crit reached for fewer than 2 sizes")
     tol = claim.get("tolerance", 100)
     values = [crit[d] for d in sorted(crit)]
     ok = all(b <= a + tol for a, b in zip(values, values[1:]))
-    return _verdict(ok), "D_crit by d: " + ", ".join(
-        f"{d}: {v:.0f}" for d, v in sorted(crit.items())
-    )
+    return _verdict(ok), "D_crit by d: " + ", ".join(f"{d}: {shown[d]}" for d in sorted(crit))
 
 
 def _capacity(runs):

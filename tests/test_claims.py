@@ -67,6 +67,10 @@ def test_d_crit_claims():
               {"kind": "d_crit", "d": 32, "op": ">=", "value": 3500},
               {"kind": "d_crit_trend"}, {"kind": "d_crit", "d": 48, "op": "<=", "value": 1}]  # fmt: skip
     assert statuses(claims, runs) == [REPRODUCED, REPRODUCED, REPRODUCED, NO_DATA]
+    # Reached already at the smallest n measured: shown as a bound.
+    runs += [run(48, n, 0, v) for n, v in [(2500, 0.99), (3000, 1.0)]]
+    (result,) = check_claims([{"kind": "d_crit", "d": 48, "op": "<=", "value": 3000}], runs)
+    assert result.status == REPRODUCED and "D_crit(d=48) = <= 2500" in result.detail
 
 
 def test_capacity_claims():
