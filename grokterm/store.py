@@ -109,7 +109,9 @@ class Store:
     # -- sweeps -----------------------------------------------------------------------
 
     def create_sweep(self, preset, scale: str, cohorts: Sequence[Sequence]) -> int:
-        """Store a sweep with its cohorts of RunSpecs, in one transaction."""
+        """Store a sweep with its cohorts of RunSpecs, in one transaction. Cohorts keep
+        the plan's order (workers claim them by id); runs take the preset's order, the
+        order its tables list them in."""
         with self._write():
             sweep_id = self.db.execute(
                 "INSERT INTO sweeps (name, title, figure, scale, preset_path, digest, toml, created)"
@@ -117,17 +119,20 @@ class Store:
                 (preset.name, preset.title, preset.figure, scale, preset.path, preset.digest(),
                  preset.text, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             ).lastrowid  # fmt: skip
+            rows = []
             for specs in cohorts:
                 cohort_id = self.db.execute(
                     "INSERT INTO cohorts (sweep_id, steps) VALUES (?, ?)",
                     (sweep_id, specs[0].config.steps),
                 ).lastrowid
-                self.db.conn.executemany(
-                    "INSERT INTO runs (sweep_id, cohort_id, position, key, grid, config)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(sweep_id, cohort_id, i, s.key, json.dumps(s.grid),
-                      json.dumps(s.config.to_dict())) for i, s in enumerate(specs)],
-                )  # fmt: skip
+                rows += [(sweep_id, cohort_id, i, s.key, json.dumps(s.grid),
+                          json.dumps(s.config.to_dict())) for i, s in enumerate(specs)]  # fmt: skip
+            order = {spec.key: i for i, spec in enumerate(preset.expand())}
+            self.db.conn.executemany(
+                "INSERT INTO runs (sweep_id, cohort_id, position, key, grid, config)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                sorted(rows, key=lambda row: order.get(row[3], len(order))),
+            )
         return sweep_id
 
     def find_sweep(self, name: str, scale: str, digest: str | None = None) -> dict | None:

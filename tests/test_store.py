@@ -87,3 +87,13 @@ def test_lapsed_cohort_is_taken_over_and_old_owner_writes_nothing(tmp_path):
     with pytest.raises(LostCohort):
         store.write_progress(taken["id"], first, 1, [row])
     assert store.metrics(sweep_id) == []
+
+
+def test_workers_claim_the_longest_cohort_first_and_runs_keep_the_preset_order(tmp_path):
+    store, sweep_id = make_sweep(tmp_path / "runs.db")  # n_train 50..80, one run a cohort
+    assert [r["key"] for r in store.runs(sweep_id)] == [
+        f"n_train={n} seed=0" for n in (50, 60, 70, 80)
+    ]
+    worker = store.register_worker(sweep_id, "cpu")
+    cohort = store.claim_cohort(sweep_id, worker, "cpu", lease_s=600)
+    assert [r["key"] for r in cohort["runs"]] == ["n_train=80 seed=0"]  # the largest training set
