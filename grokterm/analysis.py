@@ -236,11 +236,10 @@ def _interp(curve: dict[float, float], x: float) -> float | None:
     known = sorted((k, v) for k, v in curve.items() if v is not None)
     if not known or not known[0][0] <= x <= known[-1][0]:
         return None  # not extrapolated: a zone is drawn only where it was measured
-    if x == known[0][0]:
-        return known[0][1]
     for (x0, y0), (x1, y1) in zip(known, known[1:]):
         if x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return known[-1][1]  # x is the largest (or only) size measured
 
 
 def emergence_size(points: Sequence[Point], threshold: float = EMERGE_VAL) -> float | None:

@@ -173,11 +173,14 @@ def _d_crit_of(runs) -> tuple[dict, dict[int, str]]:
     means D_crit is at most that n."""
     points = _points(runs)
     crit = analysis.d_crit(points)
-    smallest = {d: min(p.grid["n_train"] for p in points if p.grid["d"] == d) for d in crit}
-    shown = {
-        d: "never reached" if v is None else f"<= {v:.0f}" if v == smallest[d] else f"{v:.0f}"
-        for d, v in crit.items()
-    }
+    shown = {}
+    for d, value in crit.items():
+        smallest = min(p.grid["n_train"] for p in points if p.grid["d"] == d)
+        shown[d] = (
+            "never reached" if value is None
+            else f"<= {value:.0f}" if value == smallest
+            else f"{value:.0f}"
+        )  # fmt: skip
     return crit, shown
 
 
@@ -187,9 +190,8 @@ def _d_crit(claim, runs):
         raise _NoData(f"no finished runs with d = {claim['d']}")
     value = crit[claim["d"]]
     ok = value is not None and OPS[claim["op"]](value, claim["value"])
-    return _verdict(
-        ok
-    ), f"D_crit(d={claim['d']}) = {shown[claim['d']]} ({claim['op']} {claim['value']})"
+    detail = f"D_crit(d={claim['d']}) = {shown[claim['d']]} ({claim['op']} {claim['value']})"
+    return _verdict(ok), detail
 
 
 def _d_crit_trend(claim, runs):

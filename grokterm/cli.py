@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from grokterm.presets import PresetError, load_preset
     from grokterm.progress import SweepView, summary_table
-    from grokterm.runner import Pool, plan, prepare_sweep, worker_slots
+    from grokterm.runner import Pool, plan, prepare_sweep, slots_kind, worker_slots
 
     try:
         preset = load_preset(args.preset).at_scale(args.scale)
@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--device: {err}") from None
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
-    kind = "cuda" if slots[0].device.startswith("cuda") else "cpu"
+    kind = slots_kind(slots)
     cohorts = plan(specs, len(slots), kind, args.cohort_size)
     console = Console()
     if args.dry_run:

@@ -64,6 +64,7 @@ class RunSpec:
     key: str  # unique inside a sweep, e.g. "d=32 n_train=3000 seed=0"
     grid: dict  # this run's values of the grid axes and its seed
     config: RunConfig
+    index: int = 0  # place in the preset's expansion: the order tables list runs in
 
 
 @dataclass
@@ -119,7 +120,8 @@ class Preset:
                     cfg = RunConfig(**(self.run | grid)).validate()
                 except ConfigError as err:
                     raise PresetError(self.path, self._where(err.key, extra), err.message) from None
-                specs.append(RunSpec(" ".join(f"{k}={v}" for k, v in grid.items()), grid, cfg))
+                key = " ".join(f"{k}={v}" for k, v in grid.items())
+                specs.append(RunSpec(key, grid, cfg, index=len(specs)))
         return specs
 
     def _where(self, key: str, point: dict) -> str:

@@ -55,7 +55,14 @@ def plan_cohorts(specs: list[RunSpec], workers: int, max_size: int) -> list[list
     return sorted(cohorts, key=_cohort_seconds, reverse=True)
 
 
-def plan(specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None):
+def slots_kind(slots: list[WorkerSlot]) -> str:
+    """ "cuda" or "cpu": what the planner and the estimate need to know of the workers."""
+    return "cuda" if slots[0].device.startswith("cuda") else "cpu"
+
+
+def plan(
+    specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None
+) -> list[list[RunSpec]]:
     """The cohorts a sweep trains on `workers` of a device kind ("cpu" or "cuda").
     On a GPU batching runs is the speed-up, so cohorts are as large as keeps every
     worker busy. On a CPU a cohort costs the sum of its runs (compute-bound), so what

@@ -119,19 +119,18 @@ class Store:
                 (preset.name, preset.title, preset.figure, scale, preset.path, preset.digest(),
                  preset.text, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             ).lastrowid  # fmt: skip
-            rows = []
+            rows = []  # (index in the preset, row)
             for specs in cohorts:
                 cohort_id = self.db.execute(
                     "INSERT INTO cohorts (sweep_id, steps) VALUES (?, ?)",
                     (sweep_id, specs[0].config.steps),
                 ).lastrowid
-                rows += [(sweep_id, cohort_id, i, s.key, json.dumps(s.grid),
-                          json.dumps(s.config.to_dict())) for i, s in enumerate(specs)]  # fmt: skip
-            order = {spec.key: i for i, spec in enumerate(preset.expand())}
+                rows += [(s.index, (sweep_id, cohort_id, i, s.key, json.dumps(s.grid),
+                          json.dumps(s.config.to_dict()))) for i, s in enumerate(specs)]  # fmt: skip
             self.db.conn.executemany(
                 "INSERT INTO runs (sweep_id, cohort_id, position, key, grid, config)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                sorted(rows, key=lambda row: order.get(row[3], len(order))),
+                [row for _, row in sorted(rows, key=lambda r: r[0])],
             )
         return sweep_id
 

@@ -13,7 +13,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
-from grokterm.runner import Pool, plan, prepare_sweep, stop_sweep, worker_slots
+from grokterm.runner import Pool, plan, prepare_sweep, slots_kind, stop_sweep, worker_slots
 from grokterm.store import Store
 from grokterm.tui.screens.dialogs import HelpScreen, QuitScreen
 from grokterm.tui.screens.presets import PresetsScreen
@@ -77,8 +77,7 @@ class GroktermApp(App):
             )
             return
         slots = self._slots()
-        kind = "cuda" if slots[0].device.startswith("cuda") else "cpu"
-        cohorts = plan(at.expand(), len(slots), kind)
+        cohorts = plan(at.expand(), len(slots), slots_kind(slots))
         sweep, created = prepare_sweep(self.store, at, scale, cohorts)
         self.notify(
             f"{'started' if created else 'resuming'} sweep {sweep['id']}: {preset.name} ({scale})"
