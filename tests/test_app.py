@@ -160,3 +160,13 @@ def test_app_starts_without_torch_and_fast():
     loaded, seconds = out.stdout.split()
     assert loaded == "False"
     assert float(seconds) < 2.0  # measured ~0.8 s on the 2-core CI machine
+
+
+def test_a_preset_description_is_reflowed_to_the_panel():
+    from grokterm.tui.screens.presets import _reflow
+
+    text = "Modular addition with a smaller modulus\n(p = 59) so that\n\na 2-core CPU shows it.\n"
+    assert (
+        _reflow(text)
+        == "Modular addition with a smaller modulus (p = 59) so that\n\na 2-core CPU shows it."
+    )

@@ -85,7 +85,7 @@ class PresetsScreen(Screen):
             lines.append(
                 f"{scale:>6}: {len(specs)} runs, about {cost} on {self.n_workers} CPU workers"
             )
-        lines += ["", preset.description.strip()]
+        lines += ["", _reflow(preset.description)]
         self.query_one("#preset-info", Static).update("\n".join(lines))
         select = self.query_one("#scale", Select)
         select.set_options([(s, s) for s in preset.scale_names])
@@ -99,3 +99,10 @@ class PresetsScreen(Screen):
         preset = self.current
         if preset is not None:
             self.app.launch(preset, str(self.query_one("#scale", Select).value))
+
+
+def _reflow(text: str) -> str:
+    """A preset's description as paragraphs the panel wraps to its width: the file's
+    line breaks are for an 88-column editor and left ragged lines in a narrower panel."""
+    paragraphs = text.strip().split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
