@@ -228,6 +228,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preset_sweep(store, preset, scale: str) -> dict | None:
+    digest = preset.at_scale(scale).digest()
+    return store.find_sweep(preset.name, scale, digest) or store.find_sweep(preset.name, scale)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     import shutil
 
@@ -246,11 +251,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             preset = load_preset(args.sweep)
         except PresetError as err:
             raise UsageError(str(err)) from None
-        # The file's plot and claims, on the newest sweep of its name at that scale: a
-        # claim added or edited is checked without training again.
-        sweep = (
-            None if preset.plot["kind"] == "zones" else store.find_sweep(preset.name, args.scale)
-        )
+        # The file's plot and claims, on the sweep of exactly its runs at that scale, else
+        # the newest of its name (an edited grid): a claim added or edited is checked
+        # without training again, and a later sweep of other runs does not hide it.
+        sweep = None if preset.plot["kind"] == "zones" else _preset_sweep(store, preset, args.scale)
     else:
         sweep = _pick_sweep(store, args.sweep)
         preset = parse_preset(tomllib.loads(sweep["toml"]), sweep["preset_path"], sweep["toml"])

@@ -65,6 +65,21 @@ def test_show_final_plot_and_by_preset_path(tmp_path):
     assert quick.returncode == 2 and "no sweep of this preset at scale 'quick'" in quick.stderr
 
 
+def test_show_by_preset_path_picks_the_sweep_of_its_runs(tmp_path):
+    """A later sweep of the same preset with another grid does not hide the one whose
+    runs the file describes; a grid no sweep has trained shows the newest."""
+    first = write_preset(tmp_path, TINY)
+    wider = write_preset(tmp_path, TINY.replace("[80, 120]", "[80, 100]"), "wider.toml")
+    for preset in (first, wider):
+        run = grokterm("run", str(preset), "--scale", "quick", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+    edited = write_preset(tmp_path, TINY.replace("[80, 120]", "[90]"), "edited.toml")
+    for preset, sweep in ((first, 1), (wider, 2), (edited, 2)):
+        shown = grokterm("show", str(preset), "--scale", "quick", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert f"sweep {sweep}: Tiny test sweep (quick)" in shown.stdout
+
+
 def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
     import sqlite3
 
