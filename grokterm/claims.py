@@ -175,12 +175,11 @@ def _d_crit_of(runs) -> tuple[dict, dict[int, str]]:
     crit = analysis.d_crit(points)
     shown = {}
     for d, value in crit.items():
+        if value is None:
+            shown[d] = "never reached"
+            continue
         smallest = min(p.grid["n_train"] for p in points if p.grid["d"] == d)
-        shown[d] = (
-            "never reached" if value is None
-            else f"<= {value:.0f}" if value == smallest
-            else f"{value:.0f}"
-        )  # fmt: skip
+        shown[d] = f"<= {value:.0f}" if value == smallest else f"{value:.0f}"
     return crit, shown
 
 

@@ -119,14 +119,16 @@ class Store:
                 (preset.name, preset.title, preset.figure, scale, preset.path, preset.digest(),
                  preset.text, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             ).lastrowid  # fmt: skip
-            rows = []  # (index in the preset, row)
+            rows = []  # (index in the preset, row); a sort by index keeps every row
             for specs in cohorts:
                 cohort_id = self.db.execute(
                     "INSERT INTO cohorts (sweep_id, steps) VALUES (?, ?)",
                     (sweep_id, specs[0].config.steps),
                 ).lastrowid
-                rows += [(s.index, (sweep_id, cohort_id, i, s.key, json.dumps(s.grid),
-                          json.dumps(s.config.to_dict()))) for i, s in enumerate(specs)]  # fmt: skip
+                for position, s in enumerate(specs):
+                    config = json.dumps(s.config.to_dict())
+                    row = (sweep_id, cohort_id, position, s.key, json.dumps(s.grid), config)
+                    rows.append((s.index, row))
             self.db.conn.executemany(
                 "INSERT INTO runs (sweep_id, cohort_id, position, key, grid, config)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
