@@ -170,3 +170,17 @@ def test_a_preset_description_is_reflowed_to_the_panel():
         _reflow(text)
         == "Modular addition with a smaller modulus (p = 59) so that\n\na 2-core CPU shows it."
     )
+
+
+async def test_figure_tab_opens_from_any_tab_and_draws_the_figure(tmp_path):
+    make_sweep(tmp_path / "runs.db", [8, 32], [2600], 1)
+    app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=2)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("escape", "enter")
+        await pilot.pause(1.0)
+        tabs = app.screen.query_one("TabbedContent")
+        for start in ("1", "3"):  # from the run table, then from the phase map
+            await pilot.press(start, "4")
+            await pilot.pause(1.5)
+            assert tabs.active == "figure"  # a focused table no longer pulls its tab back
+        assert "final&#160;val_acc" in app.export_screenshot()  # the figure's axis label

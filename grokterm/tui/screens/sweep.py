@@ -76,7 +76,7 @@ class SweepScreen(Screen):
             with TabPane("Phase map", id="phase"), VerticalScroll():
                 yield PhaseMap(id="phase-map")
                 yield Curves(id="cell-curves")  # the cell under the cursor
-            with TabPane("Figure", id="figure"):
+            with TabPane("Figure", id="figure"), VerticalScroll(id="figure-scroll"):
                 yield Static(id="figure-view")
         yield Footer()
 
@@ -223,9 +223,10 @@ class SweepScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        focus = {"runs": "#run-table", "curves": "#curve-plots", "phase": "#phase-map"}.get(tab)
-        if focus:
-            self.query_one(focus).focus()
+        # Every tab focuses a widget of its own: focus left in another tab pulls it back.
+        focus = {"runs": "#run-table", "curves": "#curve-plots", "phase": "#phase-map",
+                 "figure": "#figure-scroll"}[tab]  # fmt: skip
+        self.query_one(focus).focus()
 
     def action_toggle_log(self) -> None:
         for curves in self.query(Curves):
