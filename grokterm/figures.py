@@ -4,7 +4,8 @@ Kinds (a preset's `[plot] kind`): curves (figs 2, 5, 9: accuracy and norm agains
 log10 step), final (figs 3, 6, 7: mean final validation accuracy against `x`, one line
 per `series`, with the 95% interval dotted), capacity (fig 4), emergence (figs 8, 10:
 best-seed validation accuracy against log10 model size), zones (fig 1: D_crit and
-D_mem against d and the zone map between them)."""
+D_mem against d and the zone map between them). A sweep still training is drawn from
+what is there: unfinished runs at their latest evaluation, and the y label says so."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from grokterm.claims import NO_DATA, REPRODUCED, ClaimResult
 
 MAX_CURVES = 8  # more runs than this on one plot is unreadable in a terminal
 ZONE_CHARS = {"progression": "P", "ungrokking": "U", "grokking": "G", "semi-grokking": "S"}
+SO_FAR = " - unfinished runs at their latest step"
 
 
 def draw(plot: dict, runs: Sequence[dict], curves: dict[int, list[dict]], size=(100, 28)) -> str:
@@ -127,10 +129,18 @@ def _curves(runs, curves, size) -> None:
             plt.ylim(0, top)
 
 
+def _so_far(runs) -> tuple[list[dict], str]:
+    """The runs to draw (finished ones, and running or stopped ones that have been
+    evaluated; not diverged ones) and the note the y label needs for the unfinished."""
+    shown = [r for r in runs if r["status"] == "done" or (r["status"] != "diverged" and r["step"])]
+    return shown, SO_FAR if any(r["status"] != "done" for r in shown) else ""
+
+
 def _final(plot, runs) -> None:
     x, series = plot.get("x", "d"), plot.get("series")
     metric = plot.get("metric", "val_acc")
-    points = analysis.aggregate([r for r in runs if r["status"] == "done"], lambda r: r[metric])
+    shown, note = _so_far(runs)
+    points = analysis.aggregate(shown, lambda r: r[metric])
     groups: dict = {}
     for p in points:
         groups.setdefault(p.grid.get(series) if series else None, []).append(p)
@@ -143,26 +153,25 @@ def _final(plot, runs) -> None:
         plt.scatter(xs, [p.high for p in members], color=i + 1, marker=".")
     plt.ylim(0, 1)
     plt.xlabel(x)
-    plt.ylabel(f"final {metric} (mean, 95% CI dotted)")
+    plt.ylabel(f"final {metric} (mean, 95% CI dotted){note}")
 
 
 def _capacity(runs) -> None:
-    points = sorted(
-        analysis.d_mem([r for r in runs if r["status"] == "done"]), key=lambda p: p.grid["d"]
-    )
+    shown, note = _so_far(runs)
+    points = sorted(analysis.d_mem(shown), key=lambda p: p.grid["d"])
     xs = [p.grid["d"] for p in points]
     plt.plot(xs, [p.mean for p in points], label="pairs memorized (mean)", marker="braille")
     plt.scatter(xs, [p.low for p in points], marker=".", label="95% CI")
     plt.scatter(xs, [p.high for p in points], marker=".")
     plt.xlabel("hidden size d")
-    plt.ylabel("training pairs predicted correctly")
+    plt.ylabel(f"training pairs predicted correctly{note}")
 
 
 def _emergence(plot, runs) -> None:
     series = plot.get("series", "n_mem")
-    done = [analysis.with_size(r) for r in runs if r["status"] == "done"]
+    shown, note = _so_far(runs)
     groups: dict = {}
-    for p in analysis.aggregate(done):
+    for p in analysis.aggregate([analysis.with_size(r) for r in shown]):
         groups.setdefault(p.grid.get(series), []).append(p)
     sizes = []
     for i, (value, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
@@ -176,4 +185,4 @@ def _emergence(plot, runs) -> None:
         _log_ticks(min(sizes), max(sizes))
     plt.ylim(0, 1)
     plt.xlabel("parameters")
-    plt.ylabel("best-seed validation accuracy")
+    plt.ylabel(f"best-seed validation accuracy{note}")

@@ -101,3 +101,24 @@ def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
     assert {r["id"]: r["label"] for r in runs} == before
     assert all(r["label_info"]["last_step"] == 2000 for r in runs)
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM metrics").fetchone() == rows_before
+
+
+def test_show_draws_a_sweep_still_training_from_what_is_there(tmp_path, capsys):
+    """Unfinished runs are drawn at their latest evaluation, and the axis says so;
+    claims still wait for finished runs."""
+    from synth import make_sweep
+
+    from grokterm.cli import main
+
+    make_sweep(tmp_path / "part.db", [8, 64], [2600, 4000], 1, finish=False)
+    assert main(["show", "--db", str(tmp_path / "part.db"), "--width", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 4 runs finished" in out
+    assert "n_train=2600" in out and "n_train=4000" in out  # a line per data size
+    assert "unfinished runs at their latest step" in out
+
+    make_sweep(tmp_path / "done.db", [8, 64], [2600, 4000], 1)
+    assert main(["show", "--db", str(tmp_path / "done.db"), "--width", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "4 of 4 runs finished" in out and "n_train=2600" in out
+    assert "unfinished" not in out
