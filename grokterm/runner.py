@@ -118,12 +118,14 @@ def _run_seconds(spec: RunSpec) -> float:
     """A fixed overhead, plus per example a constant (embedding, softmax over p) and a
     cost in d^2 + d * p (the MLP and unembedding). Single task fitted to d=64, n=3000
     (~20 ms a step) and fig 4's memorization runs (n = 12769: ~20 ms at d = 4, ~27 ms at
-    d = 16). Multitask (four tokens, two accuracies) measured 18, 36 and 90 ms at
-    d = 32, 64, 128 (n = 2800, p = 59); split FFN 22 and 42 ms."""
+    d = 16). Multitask (four tokens, two accuracies; n = 2800, p = 59, one thread on
+    an idle CPU, 2026-11-23) measured 10, 20, 47, 82, 136 ms at d = 32, 64, 128, 192,
+    256; split FFN 11, 24, 52, 91, 146 ms (fig 10 quick's workers: 135 and 145 ms at
+    d = 256, two side by side)."""
     c = spec.config
     n, size = c.n_train + c.n_mem, c.n_layers * (c.d * c.d + c.d * c.p)
     if c.task == "multitask":
-        return c.steps * (9e-3 + (1.5e-9 if c.split_ffn else 1.2e-9) * n * size)
+        return c.steps * (6e-3 + (0.62e-9 if c.split_ffn else 0.58e-9) * n * size)
     return c.steps * (4e-3 + n * (1.08e-6 + 0.376e-9 * size))
 
 
@@ -255,7 +257,13 @@ class Worker:
         if checkpoint_path.exists():
             cohort.load_state_dict(torch.load(checkpoint_path))
         buffer: list[dict] = []
-        curves = self.store.run_curves(run_ids)  # for labels so far, across resumes
+        # Labels so far, across resumes: the stored rows up to the state resumed from
+        # (rows past it, logged before a crash or with a checkpoint file lost, are
+        # evaluated again and would be counted twice).
+        stored = self.store.run_curves(run_ids)
+        curves = {
+            i: [r for r in rows if r["step"] <= cohort.last_eval] for i, rows in stored.items()
+        }
         clock = {"flush": time.monotonic(), "checkpoint": time.monotonic(), "step": cohort.step}
 
         def on_metrics(rows) -> None:

@@ -88,7 +88,11 @@ def test_sigkill_of_a_worker_mid_cohort(tmp_path, uninterrupted):
     assert workers >= 3  # a replacement worker took the orphaned cohort over
 
 
-def test_ctrl_c_then_run_again_resumes(tmp_path, uninterrupted):
+@pytest.mark.parametrize("lose_checkpoints", [False, True])
+def test_ctrl_c_then_run_again_resumes(tmp_path, uninterrupted, lose_checkpoints):
+    """Also when the checkpoint files are gone (a store copied or committed without
+    them): those cohorts train again from step 0, and curves and labels come out
+    as if never stopped."""
     preset = write_preset(tmp_path, SLOW, "slow.toml")
     db = tmp_path / "runs.db"
     proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
@@ -103,6 +107,11 @@ def test_ctrl_c_then_run_again_resumes(tmp_path, uninterrupted):
     assert query(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0] == 0
     steps = [s for (s,) in query(db, "SELECT step FROM cohorts")]
     assert any(0 < s < 1500 for s in steps)
+    if lose_checkpoints:
+        files = list((tmp_path / "runs.db.checkpoints").glob("*.pt"))
+        assert files
+        for path in files:
+            path.unlink()
 
     result = grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
