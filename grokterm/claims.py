@@ -293,9 +293,11 @@ def _emergence_compare(claim, runs):
     if small is None:
         return NOT_REPRODUCED, f"{claim['smaller']} never emerged"
     if large is None:
+        largest = max(p.grid["n_params"] for p in _points(runs, claim["larger"]))
         return (
             REPRODUCED,
-            f"{claim['smaller']} emerged at {small:.0f} params, {claim['larger']} not at all",
+            f"{claim['smaller']} emerged at {small:.0f} params, "
+            f"{claim['larger']} not up to {largest:.0f}",
         )
     return _verdict(small < large), f"emergence at {small:.0f} vs {large:.0f} params"
 

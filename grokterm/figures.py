@@ -90,6 +90,15 @@ def _log_ticks(lo: float, hi: float) -> None:
     plt.xticks(list(decades), [f"1e{k}" for k in decades])
 
 
+def _count(n: int) -> str:
+    """A parameter count as a tick label: 819712 -> 820k."""
+    if n >= 1e6:
+        return f"{n / 1e6:.3g}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.3g}k"
+    return str(n)
+
+
 def _downsample(xs: list, ys: list, points: int) -> tuple[list, list]:
     if len(xs) <= points:
         return xs, ys
@@ -173,16 +182,17 @@ def _emergence(plot, runs) -> None:
     groups: dict = {}
     for p in analysis.aggregate([analysis.with_size(r) for r in shown]):
         groups.setdefault(p.grid.get(series), []).append(p)
-    sizes = []
+    sizes: set[int] = set()
     for i, (value, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
         members.sort(key=lambda p: p.grid["n_params"])
         xs = [math.log10(p.grid["n_params"]) for p in members]
-        sizes += xs
+        sizes |= {p.grid["n_params"] for p in members}
         plt.plot(
             xs, [p.best for p in members], label=f"{series}={value}", color=i + 1, marker="braille"
         )
+    # Tick the ladder's rungs: a quick ladder can lie inside one decade (213k, 820k).
     if sizes:
-        _log_ticks(min(sizes), max(sizes))
+        plt.xticks([math.log10(n) for n in sorted(sizes)], [_count(n) for n in sorted(sizes)])
     plt.ylim(0, 1)
     plt.xlabel("parameters")
     plt.ylabel(f"best-seed validation accuracy{note}")

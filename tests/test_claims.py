@@ -118,6 +118,21 @@ def test_emergence_claims():
     assert statuses(claims[1:], runs) == [REPRODUCED]
 
 
+def test_emergence_compare_when_the_larger_never_emerges():
+    """Fig 10 quick: the split model emerges at the top rung, the dense one at none;
+    the numbers say up to which size the dense model was tried."""
+    runs = [run(d, 1400, 0, v, task="multitask", p=59, n_mem=1400, split_ffn=split)
+            for d, split, v in [(128, True, 0.36), (256, True, 0.83), (128, False, 0.05),
+                                (256, False, 0.44)]]  # fmt: skip
+    claim = {"kind": "emergence_compare", "smaller": {"split_ffn": True},
+             "larger": {"split_ffn": False}}  # fmt: skip
+    [result] = check_claims([claim], runs)
+    assert result.status == REPRODUCED
+    assert result.detail == (
+        "{'split_ffn': True} emerged at 819712 params, {'split_ffn': False} not up to 819712"
+    )
+
+
 def test_emergence_ratio_when_the_multitask_never_emerges():
     """Not emerged up to the largest size run bounds the ratio below: enough to hold
     a '>=' claim when the bound is past it, not enough to judge it when it is short."""

@@ -122,3 +122,19 @@ def test_show_draws_a_sweep_still_training_from_what_is_there(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 of 4 runs finished" in out and "n_train=2600" in out
     assert "unfinished" not in out
+
+
+def test_emergence_figure_ticks_the_ladders_rungs():
+    """A quick ladder can lie inside one decade of model size, so the axis names the
+    rungs (213k and 820k parameters for fig 10 quick), not the decades."""
+    from grokterm.figures import draw
+
+    runs = [{"grid": {"d": d, "split_ffn": split, "seed": 0}, "status": "done", "step": 25000,
+             "val_acc": v, "train_acc": 1.0, "label": None,
+             "config": {"task": "multitask", "p": 59, "d": d, "n_train": 1400, "n_mem": 1400,
+                        "split_ffn": split}}
+            for d, split, v in [(128, True, 0.36), (256, True, 0.83), (128, False, 0.05),
+                                (256, False, 0.44)]]  # fmt: skip
+    out = draw({"kind": "emergence", "series": "split_ffn"}, runs, {}, (80, 16))
+    assert "213k" in out and "820k" in out
+    assert "split_ffn=True" in out and "split_ffn=False" in out
