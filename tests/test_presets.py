@@ -48,7 +48,7 @@ def test_a_claim_that_cannot_be_checked_is_a_preset_error(tmp_path, claim, messa
 
 
 def test_every_shipped_preset_parses_at_every_scale():
-    paths = sorted((ROOT / "presets").glob("*.toml"))
+    paths = sorted((ROOT / "presets").rglob("*.toml"))  # calibration/ included
     assert paths, "presets/ is empty"
     for path in paths:
         preset = load_preset(path)
