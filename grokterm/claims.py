@@ -252,27 +252,27 @@ def _bumps(claim, runs):
     return _verdict(ok), f"{with_bumps} of {len(matching)} runs show bumps (counts {counts})"
 
 
-def _emergence(runs, where: dict) -> float | None:
+def _emergence(runs, where: dict) -> tuple[float | None, int]:
+    """(emergence size or None, the largest size tried) of the runs matching where."""
     points = _points(runs, where)
-    return analysis.emergence_size(points)
+    return analysis.emergence_size(points), max(p.grid["n_params"] for p in points)
 
 
 def _emergence_ratio(claim, runs):
-    single = _emergence(runs, {"n_mem": 0})
+    single, _ = _emergence(runs, {"n_mem": 0})
     n_mems = sorted({r["config"]["n_mem"] for r in runs} - {0})
     if single is None or not n_mems:
         raise _NoData("needs single-task runs (n_mem = 0) that emerge and multitask runs")
     op, value = OPS[claim["op"]], claim["value"]
     parts, holds = [], []
     for n_mem in n_mems:
-        points = _points(runs, {"n_mem": n_mem})
-        size = analysis.emergence_size(points)
+        size, largest = _emergence(runs, {"n_mem": n_mem})
         if size is not None:
             holds.append(op(size / single, value))
             parts.append(f"n_mem {n_mem}: {_times(size / single)}")
             continue
         # Not emerged up to the largest size tried: the ratio is only bounded below.
-        bound = max(p.grid["n_params"] for p in points) / single
+        bound = largest / single
         if bound >= value:  # the ratio is above value: a lower bound decides, an upper fails
             holds.append(claim["op"] in (">=", ">"))
         else:
@@ -287,13 +287,13 @@ def _times(ratio: float) -> str:
 
 
 def _emergence_compare(claim, runs):
-    small, large = _emergence(runs, claim["smaller"]), _emergence(runs, claim["larger"])
+    small, _ = _emergence(runs, claim["smaller"])
+    large, largest = _emergence(runs, claim["larger"])
     if small is None and large is None:
         raise _NoData(f"neither {claim['smaller']} nor {claim['larger']} emerged at the sizes run")
     if small is None:
         return NOT_REPRODUCED, f"{claim['smaller']} never emerged"
     if large is None:
-        largest = max(p.grid["n_params"] for p in _points(runs, claim["larger"]))
         return (
             REPRODUCED,
             f"{claim['smaller']} emerged at {small:.0f} params, "

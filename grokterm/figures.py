@@ -191,8 +191,9 @@ def _emergence(plot, runs) -> None:
             xs, [p.best for p in members], label=f"{series}={value}", color=i + 1, marker="braille"
         )
     # Tick the ladder's rungs: a quick ladder can lie inside one decade (213k, 820k).
-    if sizes:
-        plt.xticks([math.log10(n) for n in sorted(sizes)], [_count(n) for n in sorted(sizes)])
+    rungs = sorted(sizes)
+    if rungs:
+        plt.xticks([math.log10(n) for n in rungs], [_count(n) for n in rungs])
     plt.ylim(0, 1)
     plt.xlabel("parameters")
     plt.ylabel(f"best-seed validation accuracy{note}")
