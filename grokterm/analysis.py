@@ -178,6 +178,43 @@ def aggregate(runs: Sequence[dict], value=lambda r: r["val_acc"]) -> list[Point]
     return sorted(points, key=lambda p: sorted(p.grid.items()))
 
 
+@dataclass
+class Pooled:
+    """What pooling another sweep's runs into a sweep's did."""
+
+    added: int  # runs of a configuration this sweep trains, under a (point, seed) it lacks
+    present: int  # runs of a (point, seed) the sweep already has (kept as they were)
+    other: int  # runs of other settings (rate, budget, task, ...): not comparable, left out
+
+
+def pool(runs: Sequence[dict], others: Sequence[dict]) -> tuple[list[dict], Pooled]:
+    """The runs plus those of others (more seeds, say, from a calibration sweep) that
+    differ from them only in the grid's keys and the seed. Each added run's grid is
+    rebuilt from its configuration under this sweep's grid keys, so that it joins the
+    same grid points."""
+    keys = [k for k in dict.fromkeys(k for r in runs for k in r["grid"]) if k != "seed"]
+
+    def settings(r: dict) -> str:
+        rest = {k: v for k, v in r["config"].items() if k not in keys and k != "seed"}
+        return repr(sorted(rest.items()))
+
+    known = {settings(r) for r in runs}
+    seen = {repr(sorted(r["grid"].items())) for r in runs}
+    pooled, counts = list(runs), Pooled(0, 0, 0)
+    for r in others:
+        if settings(r) not in known or any(k not in r["config"] for k in keys):
+            counts.other += 1
+            continue
+        grid = {k: r["config"][k] for k in keys} | {"seed": r["config"]["seed"]}
+        if repr(sorted(grid.items())) in seen:
+            counts.present += 1
+            continue
+        seen.add(repr(sorted(grid.items())))
+        pooled.append(r | {"grid": grid, "key": " ".join(f"{k}={v}" for k, v in grid.items())})
+        counts.added += 1
+    return pooled, counts
+
+
 def with_size(run: dict) -> dict:
     """A run whose grid also carries its model size, to group points by n_params."""
     size = RunConfig.from_dict(run["config"]).n_params

@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--scale", default="paper", help="with a preset file: the scale whose sweep to show"
     )
+    show.add_argument(
+        "--with",
+        dest="pool",
+        action="append",
+        default=[],
+        metavar="SWEEP",
+        help="pool in the runs of another sweep that trains the same settings (more seeds, "
+        "more sizes); repeatable",
+    )
     show.set_defaults(func=cmd_show)
 
     relabel = sub.add_parser(
@@ -121,11 +130,11 @@ def _open_store(path: str, must_exist: bool = True):
     return Store(path)
 
 
-def _pick_sweep(store, ref: str | None) -> dict:
+def _pick_sweep(store, ref: str | None, option: str = "--sweep") -> dict:
     sweep = store.sweep(ref)
     if sweep is None:
         raise UsageError(
-            f"{store.path}: --sweep: no sweep {ref!r}" if ref else f"{store.path}: no sweeps yet"
+            f"{store.path}: {option}: no sweep {ref!r}" if ref else f"{store.path}: no sweeps yet"
         )
     return sweep
 
@@ -261,7 +270,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     if preset.plot["kind"] == "zones":
         sources = {name: _pick_sweep(store, name) for name in preset.plot["sources"]}
-        runs = {name: store.runs(s["id"]) for name, s in sources.items()}
+        runs = {name: _pool(store, s, store.runs(s["id"]), args.pool, console)
+                for name, s in sources.items()}  # fmt: skip
         crit_name, mem_name = preset.plot["sources"]
         from grokterm import analysis
 
@@ -282,17 +292,31 @@ def cmd_show(args: argparse.Namespace) -> int:
                 " run it first"
             )
         runs = store.runs(sweep["id"])
-        curves = (
-            store.run_curves([r["id"] for r in runs]) if preset.plot["kind"] == "curves" else {}
-        )
         p = store.progress(sweep["id"])
         console.print(f"sweep {sweep['id']}: {preset.title} ({sweep['scale']}), "
                       f"{p['finished']} of {p['runs']} runs finished")  # fmt: skip
+        runs = _pool(store, sweep, runs, args.pool, console)
+        curves = (
+            store.run_curves([r["id"] for r in runs]) if preset.plot["kind"] == "curves" else {}
+        )
         console.print(Text.from_ansi(draw(preset.plot, runs, curves, size)), soft_wrap=True)
         results = check_claims(preset.claims, runs)
     if results:
         console.print(claims_table(results))
     return 0
+
+
+def _pool(store, sweep: dict, runs: list[dict], refs: list[str], console) -> list[dict]:
+    """The sweep's runs with those of the --with sweeps that train the same settings."""
+    from grokterm.analysis import pool
+
+    for ref in refs:
+        other = _pick_sweep(store, ref, "--with")
+        runs, n = pool(runs, store.runs(other["id"]))
+        console.print(f"sweep {sweep['id']} + sweep {other['id']} ({other['name']}): "
+                      f"{n.added} runs added, {n.present} already here, "
+                      f"{n.other} of other settings left out", soft_wrap=True)  # fmt: skip
+    return runs
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:

@@ -112,6 +112,7 @@ from grokterm.analysis import (  # noqa: E402
     d_mem,
     emergence_size,
     mean_ci,
+    pool,
     train_bumps,
     zone,
 )  # fmt: skip
@@ -145,6 +146,30 @@ def test_aggregate_groups_seeds_and_takes_majority_label():
     assert semi.mean == pytest.approx(0.65 / 3) and semi.best == 0.4
     assert semi.label == "semi-grokking" and not semi.agree
     assert points[1].agree and points[1].low == points[1].high == 1.0
+
+
+def test_pool_adds_seeds_of_the_same_settings_under_this_sweeps_grid():
+    """fig 3 quick (seed 0) pooled with a calibration sweep of d = 32 with seeds 1 and
+    2, whose grid holds only n_train: its runs join fig 3's (d, n_train) points."""
+
+    def calib(n, seed, val, lr=2e-3):
+        config = {"d": 32, "n_train": n, "lr": lr, "seed": seed}
+        return {"key": f"n_train={n} seed={seed}", "grid": {"n_train": n, "seed": seed},
+                "config": config, "val_acc": val, "label": None}  # fmt: skip
+
+    base = [run(d, 3000, 0, v) | {"config": {"d": d, "n_train": 3000, "lr": 2e-3, "seed": 0}}
+            for d, v in ((32, 1.0), (64, 1.0))]  # fmt: skip
+    others = [calib(3000, 1, 0.05), calib(3000, 2, 0.118), calib(3000, 0, 0.5),
+              calib(3500, 1, 0.999), calib(3000, 3, 0.9, lr=1e-3)]  # fmt: skip
+    pooled, counts = pool(base, others)
+    assert (counts.added, counts.present, counts.other) == (3, 1, 1)
+    assert pooled[:2] == base  # the sweep's own runs first, unchanged
+    assert pooled[2]["grid"] == {"d": 32, "n_train": 3000, "seed": 1}
+    assert pooled[2]["key"] == "d=32 n_train=3000 seed=1"
+    points = {(p.grid["d"], p.grid["n_train"]): p for p in aggregate(pooled)}
+    assert points[32, 3000].n == 3 and points[32, 3000].mean == pytest.approx(1.168 / 3)
+    assert points[32, 3500].n == 1 and points[64, 3000].n == 1
+    assert pool(base, []) == (base, counts.__class__(0, 0, 0))
 
 
 def test_crossing_interpolates_between_the_points_around_it():

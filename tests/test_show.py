@@ -138,3 +138,24 @@ def test_emergence_figure_ticks_the_ladders_rungs():
     out = draw({"kind": "emergence", "series": "split_ffn"}, runs, {}, (80, 16))
     assert "213k" in out and "820k" in out
     assert "split_ffn=True" in out and "split_ffn=False" in out
+
+
+def test_show_with_pools_the_runs_of_sweeps_that_train_the_same_settings(tmp_path, capsys):
+    """More seeds trained later, in a sweep of their own, join the figure and the claims;
+    a sweep of other settings (here another budget) is left out, and says so."""
+    from synth import make_sweep
+
+    from grokterm.cli import main
+
+    db = str(tmp_path / "runs.db")
+    make_sweep(db, [32], [2600, 4000], [0], name="base")
+    make_sweep(db, [32], [2600, 4000], [0, 1, 2], name="seeds")
+    make_sweep(db, [32], [2600], [3], steps=1000, name="shorter")
+    assert main(["show", "1", "--with", "seeds", "--with", "3", "--db", db, "--width", "90"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep 1 + sweep 2 (seeds): 4 runs added, 2 already here, 0 of other" in out
+    assert "sweep 1 + sweep 3 (shorter): 0 runs added, 0 already here, 1 of other" in out
+    assert "final val_acc (mean, 95% CI dotted)" in out
+
+    assert main(["show", "1", "--with", "9", "--db", db]) == 2
+    assert "--with: no sweep '9'" in capsys.readouterr().err
