@@ -145,7 +145,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from grokterm.presets import PresetError, load_preset
     from grokterm.progress import SweepView, summary_table
-    from grokterm.runner import Pool, plan, prepare_sweep, slots_kind, worker_slots
+    from grokterm.runner import (
+        Pool,
+        memory_warnings,
+        plan,
+        prepare_sweep,
+        slots_kind,
+        worker_slots,
+    )
 
     try:
         preset = load_preset(args.preset).at_scale(args.scale)
@@ -162,8 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
     kind = slots_kind(slots)
-    cohorts = plan(specs, len(slots), kind, args.cohort_size)
+    cohorts = plan(specs, len(slots), kind, args.cohort_size, slots[0].memory)
     console = Console()
+    for line in memory_warnings(cohorts, slots[0].memory):
+        console.print(line)
     if args.dry_run:
         print_plan(console, preset, args.scale, cohorts, slots)
         return 0
@@ -203,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_plan(console, preset, scale: str, cohorts, slots) -> None:
-    from grokterm.runner import estimate_seconds
+    from grokterm.runner import cohort_bytes, estimate_seconds, gib
 
     runs = sum(len(c) for c in cohorts)
     run_steps = sum(s.config.steps for c in cohorts for s in c)
@@ -214,10 +223,12 @@ def print_plan(console, preset, scale: str, cohorts, slots) -> None:
         console.print(
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
         )
+    elif slots[0].memory:
+        console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
     for i, cohort in enumerate(cohorts, 1):
         cfg = cohort[0].config
         console.print(f"  cohort {i}: task={cfg.task} d={cfg.d} layers={cfg.n_layers} "
-                      f"steps={cfg.steps}, {len(cohort)} runs")  # fmt: skip
+                      f"steps={cfg.steps}, {len(cohort)} runs, ~{gib(cohort_bytes(cohort))}")  # fmt: skip
         for spec in cohort:
             console.print(f"    {spec.key}")
 

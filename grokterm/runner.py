@@ -32,27 +32,66 @@ FLUSH_S = float(os.environ.get("GROKTERM_FLUSH_S", 2))  # metric flush and heart
 CHECKPOINT_S = float(os.environ.get("GROKTERM_CHECKPOINT_S", 30))
 POLL_S = 0.5
 MAX_COHORT = {"cpu": 8, "cuda": 64}
+# Bytes of activations a run keeps for its backward pass, per example, position, layer
+# and unit of d, with the backward's own peak: 59 saved (autograd's saved tensors, the
+# full-sequence model), 70-100 peak (resident memory of a CPU step at 2-8 layers,
+# 2026-11-24). Deep rungs of figs 8 and 10 need tens of GB per run at paper scale.
+ACTIVATION_BYTES = 96
+GPU_MEMORY_SHARE = 0.85  # of each GPU's memory, for its workers' cohorts
 
 
 @dataclass
 class WorkerSlot:
     device: str
     threads: int
+    memory: int | None = None  # bytes a cohort of this worker may take; None: not limited
 
 
-def plan_cohorts(specs: list[RunSpec], workers: int, max_size: int) -> list[list[RunSpec]]:
+def plan_cohorts(
+    specs: list[RunSpec], workers: int, max_size: int, memory: int | None = None
+) -> list[list[RunSpec]]:
     """Group runs that can share a program, sorted by training-set size to keep
-    padding small, in chunks small enough that every worker gets work. Workers take
-    cohorts in this order, so the longest go first and the short ones fill the gaps."""
+    padding small, in chunks small enough that every worker gets work and, given a
+    worker's memory, that fit in it. Workers take cohorts in this order, so the
+    longest go first and the short ones fill the gaps."""
     size = max(1, min(max_size, math.ceil(len(specs) / max(workers, 1))))
-    ordered = sorted(
-        specs, key=lambda s: (s.config.cohort_key(), s.config.n_train + s.config.n_mem)
-    )
+    ordered = sorted(specs, key=lambda s: (s.config.cohort_key(), _examples(s)))
     cohorts = []
     for _, group in groupby(ordered, key=lambda s: s.config.cohort_key()):
         group = list(group)
-        cohorts += [group[i : i + size] for i in range(0, len(group), size)]
+        k = size if memory is None else max(1, min(size, memory // run_bytes(group[-1])))
+        cohorts += [group[i : i + k] for i in range(0, len(group), k)]
     return sorted(cohorts, key=_cohort_seconds, reverse=True)
+
+
+def run_bytes(spec: RunSpec, examples: int | None = None) -> int:
+    """Rough memory one run takes in a training step: float32 parameters, gradient and
+    two AdamW moments, the activations kept for backward over its training set
+    (padded to `examples` in a cohort), and the logits with their gradient."""
+    c, n = spec.config, examples or _examples(spec)
+    activations = ACTIVATION_BYTES * n * c.seq_len * c.n_layers * c.d
+    return 16 * c.n_params + activations + 16 * n * c.p
+
+
+def cohort_bytes(cohort: list[RunSpec]) -> int:
+    """Rough memory of a cohort's training step: its runs share one model shape and
+    are padded to its largest training set."""
+    return len(cohort) * run_bytes(cohort[0], max(map(_examples, cohort)))
+
+
+def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None) -> list[str]:
+    """A line for each run that needs more memory than a worker has, even alone."""
+    big = [s for c in cohorts if len(c) == 1 for s in c if memory and run_bytes(s) > memory]
+    return [f"warning: run {s.key} needs about {gib(run_bytes(s))} to train, more than "
+            f"the {gib(memory)} a worker has; it may run out of memory" for s in big]  # fmt: skip
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _examples(spec: RunSpec) -> int:
+    return spec.config.n_train + spec.config.n_mem
 
 
 def slots_kind(slots: list[WorkerSlot]) -> str:
@@ -61,16 +100,19 @@ def slots_kind(slots: list[WorkerSlot]) -> str:
 
 
 def plan(
-    specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None
-) -> list[list[RunSpec]]:
-    """The cohorts a sweep trains on `workers` of a device kind ("cpu" or "cuda").
-    On a GPU batching runs is the speed-up, so cohorts are as large as keeps every
-    worker busy. On a CPU a cohort costs the sum of its runs (compute-bound), so what
-    matters is balance: the size whose layout on the workers finishes soonest (fig 3
+    specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None,
+    memory: int | None = None,
+) -> list[list[RunSpec]]:  # fmt: skip
+    """The cohorts a sweep trains on `workers` of a device kind ("cpu" or "cuda"),
+    each within a worker's `memory` where given (a run too big for it alone still
+    gets a cohort of one). On a GPU batching runs is the speed-up, so cohorts are as
+    large as keeps every worker busy and fits. On a CPU a cohort costs the sum of its
+    runs (compute-bound), so what matters is balance: the size whose layout on the workers finishes soonest (fig 3
     quick, 12 runs on 2 cores: cohorts of 4 took 3 rounds, 1 h 34; of 1, 1 h 09)."""
     if cohort_size or kind != "cpu":
-        return plan_cohorts(specs, workers, cohort_size or MAX_COHORT[kind])
-    plans = [plan_cohorts(specs, workers, k) for k in range(MAX_COHORT["cpu"], 0, -1)]
+        return plan_cohorts(specs, workers, cohort_size or MAX_COHORT[kind], memory)
+    sizes = range(MAX_COHORT["cpu"], 0, -1)
+    plans = [plan_cohorts(specs, workers, k, memory) for k in sizes]
     return min(plans, key=lambda cohorts: estimate_seconds(cohorts, workers))
 
 
@@ -130,28 +172,42 @@ def _run_seconds(spec: RunSpec) -> float:
 
 
 def worker_slots(device: str, workers: int | None) -> list[WorkerSlot]:
-    """Default: one worker per GPU, else one per CPU core with one thread each."""
+    """Default: one worker per GPU, else one per CPU core with one thread each.
+    Workers on one GPU share its memory (a share of it, for the planner)."""
+    gpu = device in ("auto", "cuda") or device.startswith("cuda:")
+    gpus = gpu_memory() if gpu else []
     if device == "auto":
-        device = "cuda" if gpu_count() else "cpu"
-    if device == "cuda":
-        n = gpu_count()
-        if not n:
-            raise ValueError("--device cuda asked for, but no CUDA GPU is visible")
-        return [WorkerSlot(f"cuda:{i % n}", 1) for i in range(workers or n)]
-    if device.startswith("cuda:"):
-        return [WorkerSlot(device, 1) for _ in range(workers or 1)]
-    if device != "cpu":
+        device = "cuda" if gpus else "cpu"
+    if device == "cpu":
+        return [WorkerSlot("cpu", 1) for _ in range(workers or os.cpu_count() or 1)]
+    if not gpu:
         raise ValueError(f"expected auto, cpu, cuda or cuda:I, got {device!r}")
-    return [WorkerSlot("cpu", 1) for _ in range(workers or os.cpu_count() or 1)]
+    if not gpus:
+        raise ValueError(f"{device} asked for, but no CUDA GPU is visible")
+    if device == "cuda":
+        indices = [i % len(gpus) for i in range(workers or len(gpus))]
+    else:
+        index = device.removeprefix("cuda:")
+        if not index.isdigit() or int(index) >= len(gpus):
+            raise ValueError(f"expected cuda:I with I below {len(gpus)}, got {device!r}")
+        indices = [int(index)] * (workers or 1)
+    return [
+        WorkerSlot(f"cuda:{i}", 1, int(gpus[i] * GPU_MEMORY_SHARE) // indices.count(i))
+        for i in indices
+    ]
 
 
-def gpu_count() -> int:
-    """CUDA devices, asking torch in a subprocess only where an NVIDIA driver exists."""
+def gpu_memory() -> list[int]:
+    """Total memory of each CUDA device, asking torch in a subprocess only where an
+    NVIDIA driver exists (the CLI and the app do not import torch)."""
     if not any(Path("/dev").glob("nvidia[0-9]*")):
-        return 0
-    code = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+        return []
+    code = (
+        "import torch; print(*(torch.cuda.get_device_properties(i).total_memory for i in "
+        "range(torch.cuda.device_count() if torch.cuda.is_available() else 0)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    return int(out.stdout.strip() or 0)
+    return [int(x) for x in out.stdout.split()]
 
 
 def start_worker(db: Path, sweep_id: int, slot: WorkerSlot, log: Path) -> subprocess.Popen:

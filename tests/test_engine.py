@@ -151,3 +151,24 @@ def test_diverged_run_is_reported_and_the_rest_go_on():
     for step in range(0, STEPS + 1, 25):
         assert rows[(0, step)].train_loss == pytest.approx(healthy[(0, step)].train_loss, abs=TOL)
         assert not rows[(0, step)].diverged
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_memory_estimate_covers_what_backward_keeps(n_layers):
+    # The GPU planner sizes cohorts by runner.run_bytes; it must not undercount the
+    # activations autograd keeps for the backward pass (the full-sequence model).
+    from grokterm.presets import RunSpec
+    from grokterm.runner import run_bytes
+
+    cfg = RunConfig(task="multitask", p=P, d=32, n_layers=n_layers, n_train=150, n_mem=150)
+    cohort = Cohort([cfg, RunConfig(**{**cfg.to_dict(), "seed": 1})], fast=False)
+    kept = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept[(t.data_ptr(), t.shape)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        cohort.loss_per_run()
+    estimate = 2 * run_bytes(RunSpec("x", {}, cfg))
+    assert sum(kept.values()) <= estimate < 3 * sum(kept.values())

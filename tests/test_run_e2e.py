@@ -143,3 +143,47 @@ def test_cpu_plan_balances_workers_and_gpu_plan_batches():
     # Workers take cohorts in order: longest first, so short ones fill the gaps at the end.
     costs = [estimate_seconds([c], 1) for c in by_size]
     assert costs == sorted(costs, reverse=True)
+
+
+def test_gpu_plan_keeps_each_cohort_within_a_workers_memory():
+    from grokterm.presets import load_preset
+    from grokterm.runner import GPU_MEMORY_SHARE, cohort_bytes, memory_warnings, plan
+
+    # Fig 8 at paper scale: all 12 runs of the 8-layer d = 1024 rung share one program,
+    # about 28 GiB each; as one cohort they would need far more than an 80 GB GPU.
+    specs = load_preset("presets/fig8.toml").expand()
+    memory = int(80e9 * GPU_MEMORY_SHARE)
+    assert max(map(cohort_bytes, plan(specs, 1, "cuda"))) > 4 * memory
+    cohorts = plan(specs, 1, "cuda", memory=memory)
+    assert all(cohort_bytes(c) <= memory for c in cohorts)
+    assert sorted(s.key for c in cohorts for s in c) == sorted(s.key for s in specs)
+    # Small models still batch: fig 8's 1-layer d = 64 runs stay in large cohorts.
+    assert max(len(c) for c in cohorts) == 15
+    # A run too big for a worker gets a cohort of its own, with a warning.
+    alone = plan(specs, 1, "cuda", memory=int(24e9 * GPU_MEMORY_SHARE))
+    warnings = memory_warnings(alone, int(24e9 * GPU_MEMORY_SHARE))
+    assert len(warnings) == 12  # the 8-layer d = 1024 runs: 3 seeds x 4 n_mem
+    assert warnings[0].startswith("warning: run n_mem=6000 n_layers=8 d=1024 seed=")
+    assert "more than the 19.0 GiB a worker has" in warnings[0]
+
+
+def test_workers_share_a_gpus_memory(monkeypatch):
+    import pytest
+
+    from grokterm import runner
+
+    monkeypatch.setattr(runner, "gpu_memory", lambda: [80 * 10**9, 40 * 10**9])
+    share = runner.GPU_MEMORY_SHARE
+    one_each = runner.worker_slots("auto", None)
+    assert [(s.device, s.memory) for s in one_each] == [
+        ("cuda:0", int(80e9 * share)), ("cuda:1", int(40e9 * share))
+    ]  # fmt: skip
+    two_on_1 = runner.worker_slots("cuda:1", 2)
+    assert [(s.device, s.memory) for s in two_on_1] == [("cuda:1", int(40e9 * share) // 2)] * 2
+    assert runner.worker_slots("cpu", 2)[0].memory is None
+    for bad in ("cuda:2", "cuda:x", "gpu"):
+        with pytest.raises(ValueError, match="expected"):
+            runner.worker_slots(bad, None)
+    monkeypatch.setattr(runner, "gpu_memory", lambda: [])
+    with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+        runner.worker_slots("cuda", None)

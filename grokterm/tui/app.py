@@ -13,7 +13,15 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
-from grokterm.runner import Pool, plan, prepare_sweep, slots_kind, stop_sweep, worker_slots
+from grokterm.runner import (
+    Pool,
+    memory_warnings,
+    plan,
+    prepare_sweep,
+    slots_kind,
+    stop_sweep,
+    worker_slots,
+)
 from grokterm.store import Store
 from grokterm.tui.screens.dialogs import HelpScreen, QuitScreen
 from grokterm.tui.screens.presets import PresetsScreen
@@ -77,7 +85,9 @@ class GroktermApp(App):
             )
             return
         slots = self._slots()
-        cohorts = plan(at.expand(), len(slots), slots_kind(slots))
+        cohorts = plan(at.expand(), len(slots), slots_kind(slots), memory=slots[0].memory)
+        for line in memory_warnings(cohorts, slots[0].memory)[:1]:
+            self.notify(line, severity="warning")
         sweep, created = prepare_sweep(self.store, at, scale, cohorts)
         self.notify(
             f"{'started' if created else 'resuming'} sweep {sweep['id']}: {preset.name} ({scale})"
