@@ -163,9 +163,14 @@ def _run_seconds(spec: RunSpec) -> float:
     d = 16). Multitask (four tokens, two accuracies; n = 2800, p = 59, one thread on
     an idle CPU, 2026-11-23) measured 10, 20, 47, 82, 136 ms at d = 32, 64, 128, 192,
     256; split FFN 11, 24, 52, 91, 146 ms (fig 10 quick's workers: 135 and 145 ms at
-    d = 256, two side by side)."""
+    d = 256, two side by side). Deeper models run every position through every layer:
+    per example, position and layer a cost in d^2, fitted to fig 8's ladder at paper
+    data (n = 6000, 2026-11-24): 3.5, 17.8, 38 s a step at (layers, d) = (2, 256),
+    (4, 512), (8, 512)."""
     c = spec.config
     n, size = c.n_train + c.n_mem, c.n_layers * (c.d * c.d + c.d * c.p)
+    if c.n_layers > 1:
+        return c.steps * (6e-3 + 0.8e-9 * n * c.seq_len * c.n_layers * c.d * c.d)
     if c.task == "multitask":
         return c.steps * (6e-3 + (0.62e-9 if c.split_ffn else 0.58e-9) * n * size)
     return c.steps * (4e-3 + n * (1.08e-6 + 0.376e-9 * size))
