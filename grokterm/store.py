@@ -270,6 +270,17 @@ class Store:
                 (now, step, steps_per_sec, worker_id),
             )
 
+    def beat(self, cohort_id: int, worker_id: int) -> None:
+        """A worker's heartbeat, between its progress writes; it keeps a cohort only
+        while the worker still owns it."""
+        now = time.time()
+        with self._write():
+            self.db.execute(
+                "UPDATE cohorts SET heartbeat = ? WHERE id = ? AND worker_id = ?",
+                (now, cohort_id, worker_id),
+            )
+            self.db.execute("UPDATE workers SET heartbeat = ? WHERE id = ?", (now, worker_id))
+
     def finish_cohort(self, cohort_id: int, worker_id: int) -> None:
         with self._write():
             self.db.execute(

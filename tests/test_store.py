@@ -97,3 +97,23 @@ def test_workers_claim_the_longest_cohort_first_and_runs_keep_the_preset_order(t
     worker = store.register_worker(sweep_id, "cpu")
     cohort = store.claim_cohort(sweep_id, worker, "cpu", lease_s=600)
     assert [r["key"] for r in cohort["runs"]] == ["n_train=80 seed=0"]  # the largest training set
+
+
+def test_a_cohort_in_a_step_longer_than_the_lease_is_not_taken_over(tmp_path, monkeypatch):
+    # A worker beats from a thread while its main thread trains, so a slow step (fig 8's
+    # deep models take minutes on a CPU) keeps the cohort; once the beats stop (the
+    # worker is killed), the cohort is taken over as before.
+    from grokterm import runner
+
+    monkeypatch.setattr(runner, "FLUSH_S", 0.05)
+    lease = 0.5
+    store, sweep_id = make_sweep(tmp_path / "runs.db")
+    first = store.register_worker(sweep_id, "cpu")
+    mine, *others = [store.claim_cohort(sweep_id, first, "cpu", lease_s=60) for _ in range(4)]
+    second = store.register_worker(sweep_id, "cpu")
+    with runner.beating(store.path, mine["id"], first):
+        time.sleep(3 * lease)  # a long step: no progress written
+        taken = iter(lambda: store.claim_cohort(sweep_id, second, "cpu", lease_s=lease), None)
+        assert sorted(c["id"] for c in taken) == sorted(c["id"] for c in others)
+    time.sleep(2 * lease)
+    assert store.claim_cohort(sweep_id, second, "cpu", lease_s=lease)["id"] == mine["id"]
