@@ -188,9 +188,21 @@ class Store:
     def claim_cohort(
         self, sweep_id: int, worker_id: int, device: str, lease_s: float
     ) -> dict | None:
-        """Take the next queued cohort, or one whose worker's heartbeat has lapsed."""
+        """Take the next queued cohort, or one whose worker's heartbeat has lapsed.
+        Asking is the asking worker's heartbeat while it waits; another worker silent
+        past the lease was killed (a crash, a reboot) and is marked lost, so it is no
+        longer shown as running."""
         now = time.time()
         with self._write():
+            self.db.execute(
+                "UPDATE workers SET status = 'running', heartbeat = ? WHERE id = ?",
+                (now, worker_id),
+            )
+            self.db.execute(
+                "UPDATE workers SET status = 'lost', cohort_id = NULL WHERE sweep_id = ?"
+                " AND status = 'running' AND heartbeat < ? AND id != ?",
+                (sweep_id, now - lease_s, worker_id),
+            )
             rows = self._rows(
                 "SELECT * FROM cohorts WHERE sweep_id = ? AND (status = 'queued'"
                 " OR (status = 'running' AND heartbeat < ?)) ORDER BY id LIMIT 1",

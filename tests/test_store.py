@@ -117,3 +117,25 @@ def test_a_cohort_in_a_step_longer_than_the_lease_is_not_taken_over(tmp_path, mo
         assert sorted(c["id"] for c in taken) == sorted(c["id"] for c in others)
     time.sleep(2 * lease)
     assert store.claim_cohort(sweep_id, second, "cpu", lease_s=lease)["id"] == mine["id"]
+
+
+def test_a_killed_worker_is_marked_lost_and_a_waiting_one_stays_running(tmp_path):
+    # A worker killed outright (SIGKILL, a reboot) never writes its exit, so without this
+    # a resumed sweep listed it as running forever. A worker that waits for work asks
+    # for a cohort every POLL_S, and asking counts as its heartbeat.
+    lease = 0.3
+    store, sweep_id = make_sweep(tmp_path / "runs.db")
+    killed = store.register_worker(sweep_id, "cpu")
+    for _ in range(4):
+        store.claim_cohort(sweep_id, killed, "cpu", lease_s=60)  # the sweep's 4 cohorts
+    waiting = store.register_worker(sweep_id, "cpu")
+    resumed = store.register_worker(sweep_id, "cpu")
+    for _ in range(4):
+        time.sleep(lease / 2)
+        assert store.claim_cohort(sweep_id, waiting, "cpu", lease_s=60) is None
+    status = {w["id"]: (w["status"], w["cohort_id"]) for w in store.workers(sweep_id)}
+    assert status[killed][0] == "running"
+    store.claim_cohort(sweep_id, resumed, "cpu", lease_s=lease)
+    status = {w["id"]: (w["status"], w["cohort_id"]) for w in store.workers(sweep_id)}
+    assert status[killed] == ("lost", None)
+    assert status[waiting][0] == status[resumed][0] == "running"
