@@ -145,14 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from grokterm.presets import PresetError, load_preset
     from grokterm.progress import SweepView, summary_table
-    from grokterm.runner import (
-        Pool,
-        memory_warnings,
-        plan,
-        prepare_sweep,
-        slots_kind,
-        worker_slots,
-    )
+    from grokterm.runner import Pool, plan_on, prepare_sweep, slots_kind, worker_slots
 
     try:
         preset = load_preset(args.preset).at_scale(args.scale)
@@ -168,10 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--device: {err}") from None
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
-    kind = slots_kind(slots)
-    cohorts = plan(specs, len(slots), kind, args.cohort_size, slots[0].memory)
+    cohorts, warnings = plan_on(specs, slots, args.cohort_size)
     console = Console()
-    for line in memory_warnings(cohorts, slots[0].memory):
+    for line in warnings:
         console.print(line)
     if args.dry_run:
         print_plan(console, preset, args.scale, cohorts, slots)
@@ -181,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep, created = prepare_sweep(store, preset, args.scale, cohorts, args.fresh)
     if created:
         console.print(f"sweep {sweep['id']}: {preset.name} ({args.scale}), {len(specs)} runs "
-                      f"in {len(cohorts)} cohorts, {len(slots)} workers on {kind}")  # fmt: skip
+                      f"in {len(cohorts)} cohorts, {len(slots)} workers on {slots_kind(slots)}")  # fmt: skip
     else:
         p = store.progress(sweep["id"])
         console.print(f"resuming sweep {sweep['id']}: {p['finished']} of {p['runs']} runs finished")

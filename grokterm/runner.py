@@ -3,9 +3,10 @@
 Workers are separate processes in their own session, so they outlive the app, the
 CLI and an SSH drop. Each claims a cohort from runs.db, trains it with the engine,
 flushes metric rows in batches, saves a checkpoint every so often (after a flush, so
-no row is lost) and heartbeats from a thread, also during a long step; a cohort whose
-heartbeat lapses is taken over by another worker and resumed from its checkpoint. SIGTERM or SIGINT makes a worker
-checkpoint, hand its cohort back and exit. This module imports torch only inside
+no row is lost) and heartbeats from a thread for as long as it lives, also during a
+long step; a cohort whose worker's heartbeat lapses is taken over by another worker and
+resumed from its checkpoint. SIGTERM or SIGINT makes a worker checkpoint, hand its
+cohort back and exit. This module imports torch only inside
 the worker (`work`), so the CLI can plan and supervise without it."""
 
 from __future__ import annotations
@@ -85,9 +86,11 @@ def cohort_bytes(cohort: list[RunSpec]) -> int:
 
 def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None) -> list[str]:
     """A line for each run that needs more memory than a worker has, even alone."""
-    big = [s for c in cohorts if len(c) == 1 for s in c if memory and run_bytes(s) > memory]
-    return [f"warning: run {s.key} needs about {gib(run_bytes(s))} to train, more than "
-            f"the {gib(memory)} a worker has; it may run out of memory" for s in big]  # fmt: skip
+    if memory is None:
+        return []
+    return [f"warning: run {c[0].key} needs about {gib(run_bytes(c[0]))} to train, more "
+            f"than the {gib(memory)} a worker has; it may run out of memory"
+            for c in cohorts if len(c) == 1 and run_bytes(c[0]) > memory]  # fmt: skip
 
 
 def gib(n: int) -> str:
@@ -111,13 +114,24 @@ def plan(
     each within a worker's `memory` where given (a run too big for it alone still
     gets a cohort of one). On a GPU batching runs is the speed-up, so cohorts are as
     large as keeps every worker busy and fits. On a CPU a cohort costs the sum of its
-    runs (compute-bound), so what matters is balance: the size whose layout on the workers finishes soonest (fig 3
-    quick, 12 runs on 2 cores: cohorts of 4 took 3 rounds, 1 h 34; of 1, 1 h 09)."""
+    runs (compute-bound), so what matters is balance: the size whose layout on the
+    workers finishes soonest (fig 3 quick, 12 runs on 2 cores: cohorts of 4 took 3
+    rounds, 1 h 34; of 1, 1 h 09)."""
     if cohort_size or kind != "cpu":
         return plan_cohorts(specs, workers, cohort_size or MAX_COHORT[kind], memory)
     sizes = range(MAX_COHORT["cpu"], 0, -1)
     plans = [plan_cohorts(specs, workers, k, memory) for k in sizes]
     return min(plans, key=lambda cohorts: estimate_seconds(cohorts, workers))
+
+
+def plan_on(
+    specs: list[RunSpec], slots: list[WorkerSlot], cohort_size: int | None = None
+) -> tuple[list[list[RunSpec]], list[str]]:
+    """The cohorts for these workers (their number, kind and memory), with a warning
+    for each run too big for a worker's memory even alone."""
+    memory = slots[0].memory
+    cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, memory)
+    return cohorts, memory_warnings(cohorts, memory)
 
 
 def prepare_sweep(
@@ -285,12 +299,13 @@ class Pool:
 
 
 @contextmanager
-def beating(db: Path, cohort_id: int, worker_id: int) -> Iterator[None]:
-    """Heartbeats for a claimed cohort from a thread, on its own connection, while the
-    main thread loads and trains it. One step can outlast the lease (fig 8's 8-layer
-    d = 1024 model takes about 100 s a step on a CPU core), and without beats between
-    steps another worker would take the cohort over and both would train it. A killed
-    worker stops beating, so its cohort is still taken over."""
+def beating(db: Path, worker_id: int) -> Iterator[None]:
+    """A worker's heartbeats, and its cohort's, from a thread on its own connection
+    while the main thread waits for work, loads and trains. One step can outlast the
+    lease (fig 8's 8-layer d = 1024 model takes about 100 s a step on a CPU core), and
+    without beats between steps another worker would take the cohort over and both
+    would train it. A killed worker stops beating, so its cohort is taken over and the
+    worker is marked lost."""
     stop = threading.Event()
 
     def beat() -> None:
@@ -299,7 +314,7 @@ def beating(db: Path, cohort_id: int, worker_id: int) -> Iterator[None]:
             while not stop.wait(FLUSH_S):
                 # busy past the timeout: beat next time
                 with suppress(sqlite3.OperationalError):
-                    store.beat(cohort_id, worker_id)
+                    store.beat(worker_id)
         finally:
             store.close()
 
@@ -324,18 +339,16 @@ class Worker:
 
     def work(self) -> None:
         """Claim and train cohorts until the sweep is finished or we are told to stop."""
-        while not self.stopping:
-            cohort = self.store.claim_cohort(self.sweep_id, self.id, self.device, LEASE_S)
-            if cohort is None:
-                if self.store.sweep_finished(self.sweep_id):
-                    break
-                time.sleep(POLL_S)  # others are training; their lease may lapse
-                continue
-            try:
-                with beating(self.store.path, cohort["id"], self.id):
+        with beating(self.store.path, self.id):
+            while not self.stopping:
+                cohort = self.store.claim_cohort(self.sweep_id, self.id, self.device, LEASE_S)
+                if cohort is None:
+                    if self.store.sweep_finished(self.sweep_id):
+                        break
+                    time.sleep(POLL_S)  # others are training; their lease may lapse
+                    continue
+                with suppress(LostCohort):
                     self.train(cohort)
-            except LostCohort:
-                continue
         self.store.worker_exit(self.id, "stopped" if self.stopping else "finished")
 
     def train(self, claim: dict) -> None:

@@ -189,15 +189,10 @@ class Store:
         self, sweep_id: int, worker_id: int, device: str, lease_s: float
     ) -> dict | None:
         """Take the next queued cohort, or one whose worker's heartbeat has lapsed.
-        Asking is the asking worker's heartbeat while it waits; another worker silent
-        past the lease was killed (a crash, a reboot) and is marked lost, so it is no
-        longer shown as running."""
+        Another worker silent past the lease was killed (a crash, a reboot) and is
+        marked lost, so it is no longer shown as running."""
         now = time.time()
         with self._write():
-            self.db.execute(
-                "UPDATE workers SET status = 'running', heartbeat = ? WHERE id = ?",
-                (now, worker_id),
-            )
             self.db.execute(
                 "UPDATE workers SET status = 'lost', cohort_id = NULL WHERE sweep_id = ?"
                 " AND status = 'running' AND heartbeat < ? AND id != ?",
@@ -282,16 +277,19 @@ class Store:
                 (now, step, steps_per_sec, worker_id),
             )
 
-    def beat(self, cohort_id: int, worker_id: int) -> None:
-        """A worker's heartbeat, between its progress writes; it keeps a cohort only
-        while the worker still owns it."""
+    def beat(self, worker_id: int) -> None:
+        """A live worker's heartbeat, and its cohort's while it owns one. A worker marked
+        lost while it was suspended (a laptop asleep) is running again."""
         now = time.time()
         with self._write():
             self.db.execute(
-                "UPDATE cohorts SET heartbeat = ? WHERE id = ? AND worker_id = ?",
-                (now, cohort_id, worker_id),
+                "UPDATE cohorts SET heartbeat = ? WHERE worker_id = ? AND status = 'running'",
+                (now, worker_id),
             )
-            self.db.execute("UPDATE workers SET heartbeat = ? WHERE id = ?", (now, worker_id))
+            self.db.execute(
+                "UPDATE workers SET status = 'running', heartbeat = ? WHERE id = ?",
+                (now, worker_id),
+            )
 
     def finish_cohort(self, cohort_id: int, worker_id: int) -> None:
         with self._write():

@@ -108,10 +108,11 @@ def test_a_cohort_in_a_step_longer_than_the_lease_is_not_taken_over(tmp_path, mo
     monkeypatch.setattr(runner, "FLUSH_S", 0.05)
     lease = 0.5
     store, sweep_id = make_sweep(tmp_path / "runs.db")
-    first = store.register_worker(sweep_id, "cpu")
-    mine, *others = [store.claim_cohort(sweep_id, first, "cpu", lease_s=60) for _ in range(4)]
+    first, killed = (store.register_worker(sweep_id, "cpu") for _ in range(2))
+    mine = store.claim_cohort(sweep_id, first, "cpu", lease_s=60)
+    others = [store.claim_cohort(sweep_id, killed, "cpu", lease_s=60) for _ in range(3)]
     second = store.register_worker(sweep_id, "cpu")
-    with runner.beating(store.path, mine["id"], first):
+    with runner.beating(store.path, first):
         time.sleep(3 * lease)  # a long step: no progress written
         taken = iter(lambda: store.claim_cohort(sweep_id, second, "cpu", lease_s=lease), None)
         assert sorted(c["id"] for c in taken) == sorted(c["id"] for c in others)
@@ -119,10 +120,13 @@ def test_a_cohort_in_a_step_longer_than_the_lease_is_not_taken_over(tmp_path, mo
     assert store.claim_cohort(sweep_id, second, "cpu", lease_s=lease)["id"] == mine["id"]
 
 
-def test_a_killed_worker_is_marked_lost_and_a_waiting_one_stays_running(tmp_path):
+def test_a_killed_worker_is_marked_lost_and_a_waiting_one_stays_running(tmp_path, monkeypatch):
     # A worker killed outright (SIGKILL, a reboot) never writes its exit, so without this
-    # a resumed sweep listed it as running forever. A worker that waits for work asks
-    # for a cohort every POLL_S, and asking counts as its heartbeat.
+    # a resumed sweep listed it as running forever. A worker beats for as long as it
+    # lives, so one that waits for work (asking for a cohort every POLL_S) is not lost.
+    from grokterm import runner
+
+    monkeypatch.setattr(runner, "FLUSH_S", 0.05)
     lease = 0.3
     store, sweep_id = make_sweep(tmp_path / "runs.db")
     killed = store.register_worker(sweep_id, "cpu")
@@ -130,12 +134,13 @@ def test_a_killed_worker_is_marked_lost_and_a_waiting_one_stays_running(tmp_path
         store.claim_cohort(sweep_id, killed, "cpu", lease_s=60)  # the sweep's 4 cohorts
     waiting = store.register_worker(sweep_id, "cpu")
     resumed = store.register_worker(sweep_id, "cpu")
-    for _ in range(4):
-        time.sleep(lease / 2)
-        assert store.claim_cohort(sweep_id, waiting, "cpu", lease_s=60) is None
-    status = {w["id"]: (w["status"], w["cohort_id"]) for w in store.workers(sweep_id)}
-    assert status[killed][0] == "running"
-    store.claim_cohort(sweep_id, resumed, "cpu", lease_s=lease)
-    status = {w["id"]: (w["status"], w["cohort_id"]) for w in store.workers(sweep_id)}
+    with runner.beating(store.path, waiting):
+        for _ in range(4):
+            time.sleep(lease / 2)
+            assert store.claim_cohort(sweep_id, waiting, "cpu", lease_s=60) is None
+        status = {w["id"]: (w["status"], w["cohort_id"]) for w in store.workers(sweep_id)}
+        assert status[killed][0] == "running"
+        store.claim_cohort(sweep_id, resumed, "cpu", lease_s=lease)
+        status = {w["id"]: (w["status"], w["cohort_id"]) for w in store.workers(sweep_id)}
     assert status[killed] == ("lost", None)
     assert status[waiting][0] == status[resumed][0] == "running"

@@ -13,15 +13,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
-from grokterm.runner import (
-    Pool,
-    memory_warnings,
-    plan,
-    prepare_sweep,
-    slots_kind,
-    stop_sweep,
-    worker_slots,
-)
+from grokterm.runner import Pool, plan_on, prepare_sweep, stop_sweep, worker_slots
 from grokterm.store import Store
 from grokterm.tui.screens.dialogs import HelpScreen, QuitScreen
 from grokterm.tui.screens.presets import PresetsScreen
@@ -85,8 +77,8 @@ class GroktermApp(App):
             )
             return
         slots = self._slots()
-        cohorts = plan(at.expand(), len(slots), slots_kind(slots), memory=slots[0].memory)
-        for line in memory_warnings(cohorts, slots[0].memory)[:1]:
+        cohorts, warnings = plan_on(at.expand(), slots)
+        for line in warnings[:1]:
             self.notify(line, severity="warning")
         sweep, created = prepare_sweep(self.store, at, scale, cohorts)
         self.notify(
