@@ -82,7 +82,7 @@ async def test_open_sweep_select_a_run_sort_and_filter(tmp_path):
         screen = app.screen
         table = screen.query_one("#run-table")
         assert table.row_count == 12
-        table.focus()
+        assert table.has_focus  # opened with the table focused: arrows pick a run
         await pilot.press("down", "enter")  # the second run's curves
         await pilot.pause(1.5)
         assert screen.query_one("TabbedContent").active == "curves"

@@ -85,6 +85,7 @@ class SweepScreen(Screen):
         table = self.query_one("#run-table", DataTable)
         for col in RUN_COLUMNS:
             table.add_column(col, key=col)
+        table.focus()  # arrows and Enter pick a run at once; "/" goes to the filter
         self.poll()
         self.set_interval(POLL_S, self.poll)
 
