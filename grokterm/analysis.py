@@ -3,10 +3,10 @@ No torch. Thresholds are named here, in one place (DESIGN.md section 3)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from grokterm.config import RunConfig
+from grokterm.records import Dynamics, MetricPoint, Run
 
 FIT = 0.99  # train accuracy that counts as having fit (memorized) the training set
 VAL_LOW = 0.10  # validation below this is "negligible"
@@ -21,30 +21,9 @@ BUMP_RISE = 0.05  # ... then rising by at least this before the next plateau
 LABELS = ("progression", "ungrokking", "grokking", "semi-grokking", "comprehension", "not learned")
 
 
-@dataclass
-class Dynamics:
-    label: str | None  # one of LABELS; None where there is no validation set
-    fit_step: int | None  # first eval with train accuracy >= FIT
-    rise_step: int | None  # first eval with validation accuracy >= VAL_LOW
-    gen_step: int | None  # first eval with validation accuracy >= VAL_GEN
-    final_train: float
-    final_val: float | None
-    max_gap: float  # largest train - validation gap before the training set was fit
-    norm_start: float
-    norm_peak: float
-    norm_final: float
-    norm_change: float | None  # through the transition: at gen (or end) minus at rise
-    last_step: int
-    bumps: int  # plateaus in train accuracy followed by a rise (progression, fig 5)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def dynamics(curve: Sequence[dict]) -> Dynamics | None:
-    """Label a run from its metric rows (dicts with step, train_acc, val_acc, norm),
-    finished or so far. None for an empty curve."""
-    rows = [r for r in sorted(curve, key=lambda r: r["step"]) if r.get("train_acc") is not None]
+def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
+    """Label a run from its metric points, finished or so far. None for an empty curve."""
+    rows = [p for p in sorted(curve, key=lambda p: p.step) if p.get("train_acc") is not None]
     if not rows:
         return None
     has_val = rows[-1].get("val_acc") is not None
@@ -54,18 +33,18 @@ def dynamics(curve: Sequence[dict]) -> Dynamics | None:
     # Memorization first shows as train running ahead of validation while the training
     # set is being learned; at the step validation first rises, a d=8 model has only
     # memorized ~10% and the gap is still small (fig 5, seed 1: 0.12 then 0.29).
-    before_fit = [r for r in rows if fit is None or r["step"] < fit] or rows[:1]
-    max_gap = max(r["train_acc"] - (r.get("val_acc") or 0.0) for r in before_fit)
-    norms = {r["step"]: r["norm"] for r in rows}
+    before_fit = [r for r in rows if fit is None or r.step < fit] or rows[:1]
+    max_gap = max(r.get("train_acc") - (r.get("val_acc") or 0.0) for r in before_fit)
+    norms = {r.step: r.get("norm") for r in rows}
     final = rows[-1]
     change = None
     if rise is not None:
-        change = norms[gen if gen is not None else final["step"]] - norms[rise]
+        change = norms[gen if gen is not None else final.step] - norms[rise]
     info = Dynamics(
         label=None, fit_step=fit, rise_step=rise, gen_step=gen,
-        final_train=final["train_acc"], final_val=final.get("val_acc"), max_gap=max_gap,
-        norm_start=rows[0]["norm"], norm_peak=max(norms.values()), norm_final=final["norm"],
-        norm_change=change, last_step=final["step"], bumps=train_bumps([r["train_acc"] for r in rows]),
+        final_train=final.get("train_acc"), final_val=final.get("val_acc"), max_gap=max_gap,
+        norm_start=rows[0].get("norm"), norm_peak=max(norms.values()), norm_final=final.get("norm"),
+        norm_change=change, last_step=final.step, bumps=train_bumps([r.get("train_acc") for r in rows]),
     )  # fmt: skip
     if has_val:
         info.label = _label(info)
@@ -107,8 +86,8 @@ def train_bumps(train: Sequence[float]) -> int:
     return bumps
 
 
-def _first(rows: Sequence[dict], key: str, threshold: float) -> int | None:
-    return next((r["step"] for r in rows if (r.get(key) or 0.0) >= threshold), None)
+def _first(rows: Sequence[MetricPoint], key: str, threshold: float) -> int | None:
+    return next((r.step for r in rows if (r.get(key) or 0.0) >= threshold), None)
 
 
 # -- aggregates over seeds and derived curves ---------------------------------------
@@ -158,21 +137,30 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def aggregate(runs: Sequence[dict], value=lambda r: r["val_acc"]) -> list[Point]:
-    """Group finished runs (dicts with grid, label and metrics) by grid point."""
-    groups: dict[tuple, list[dict]] = {}
+def final(name: str = "val_acc") -> Callable[[Run], float | None]:
+    """A run's latest value of a series: what aggregate averages by default."""
+    return lambda r: r.value(name)
+
+
+def aggregate(
+    runs: Sequence[Run], value: Callable[[Run], float | None] | None = None
+) -> list[Point]:
+    """Group runs by grid point (their grid without the seed), averaging `value`
+    (default: the final validation accuracy)."""
+    value = value or final()
+    groups: dict[tuple, list[Run]] = {}
     for r in runs:
         if value(r) is None:
             continue
-        key = tuple(sorted((k, v) for k, v in r["grid"].items() if k != "seed"))
+        key = tuple(sorted((k, v) for k, v in r.grid.items() if k != "seed"))
         groups.setdefault(key, []).append(r)
     points = []
     for key, members in groups.items():
         values = [value(r) for r in members]
         labels: dict[str, int] = {}
         for r in members:
-            if r.get("label"):
-                labels[r["label"]] = labels.get(r["label"], 0) + 1
+            if r.label:
+                labels[r.label] = labels.get(r.label, 0) + 1
         mean, low, high = mean_ci(values)
         points.append(Point(dict(key), len(values), mean, low, high, max(values), labels))
     return sorted(points, key=lambda p: sorted(p.grid.items()))
@@ -187,38 +175,37 @@ class Pooled:
     other: int  # runs of other settings (rate, budget, task, ...): not comparable, left out
 
 
-def pool(runs: Sequence[dict], others: Sequence[dict]) -> tuple[list[dict], Pooled]:
+def pool(runs: Sequence[Run], others: Sequence[Run]) -> tuple[list[Run], Pooled]:
     """The runs plus those of others (more seeds, say, from a calibration sweep) that
     differ from them only in the grid's keys and the seed. Each added run's grid is
     rebuilt from its configuration under this sweep's grid keys, so that it joins the
     same grid points."""
-    keys = [k for k in dict.fromkeys(k for r in runs for k in r["grid"]) if k != "seed"]
+    keys = [k for k in dict.fromkeys(k for r in runs for k in r.grid) if k != "seed"]
 
-    def settings(r: dict) -> str:
-        rest = {k: v for k, v in r["config"].items() if k not in keys and k != "seed"}
-        return repr(sorted(rest.items()))
+    def settings(r: Run) -> str:
+        config = r.config.to_dict()
+        return repr(sorted((k, v) for k, v in config.items() if k not in keys and k != "seed"))
 
     known = {settings(r) for r in runs}
-    seen = {repr(sorted(r["grid"].items())) for r in runs}
+    seen = {repr(sorted(r.grid.items())) for r in runs}
     pooled, counts = list(runs), Pooled(0, 0, 0)
     for r in others:
-        if settings(r) not in known or any(k not in r["config"] for k in keys):
+        if settings(r) not in known or any(not hasattr(r.config, k) for k in keys):
             counts.other += 1
             continue
-        grid = {k: r["config"][k] for k in keys} | {"seed": r["config"]["seed"]}
+        grid = {k: getattr(r.config, k) for k in keys} | {"seed": r.config.seed}
         if repr(sorted(grid.items())) in seen:
             counts.present += 1
             continue
         seen.add(repr(sorted(grid.items())))
-        pooled.append(r | {"grid": grid, "key": " ".join(f"{k}={v}" for k, v in grid.items())})
+        pooled.append(replace(r, grid=grid, key=" ".join(f"{k}={v}" for k, v in grid.items())))
         counts.added += 1
     return pooled, counts
 
 
-def with_size(run: dict) -> dict:
+def with_size(run: Run) -> Run:
     """A run whose grid also carries its model size, to group points by n_params."""
-    size = RunConfig.from_dict(run["config"]).n_params
-    return run | {"grid": run["grid"] | {"n_params": size}}
+    return replace(run, grid=run.grid | {"n_params": run.config.n_params})
 
 
 def select(points: Sequence[Point], where: dict) -> list[Point]:
@@ -248,11 +235,15 @@ def d_crit(points: Sequence[Point], threshold: float = D_CRIT_VAL) -> dict[int, 
     return out
 
 
-def d_mem(runs: Sequence[dict]) -> list[Point]:
+def d_mem(runs: Sequence[Run]) -> list[Point]:
     """Memorization capacity per grid point: training pairs predicted correctly at
     the end (train accuracy times n_train), over seeds."""
-    return aggregate(runs, lambda r: None if r["train_acc"] is None
-                     else r["train_acc"] * r["config"]["n_train"])  # fmt: skip
+
+    def pairs(r: Run) -> float | None:
+        acc = r.value("train_acc")
+        return None if acc is None else acc * r.config.n_train
+
+    return aggregate(runs, pairs)
 
 
 def zone(d: float, n: float, crit: dict[float, float], mem: dict[float, float]) -> str | None:

@@ -23,12 +23,43 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from grokterm import analysis
+from grokterm.records import Run
+from grokterm.series import unknown as unknown_series
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 REPRODUCED, NOT_REPRODUCED, NO_DATA = "reproduced", "not reproduced", "not enough data"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One `[[claims]]` table of a preset, checked at load (parse_claim)."""
+
+    kind: str
+    text: str = ""
+    where: dict = field(default_factory=dict)  # run fields the matching runs have
+    source: str | None = None  # zones presets: the sweep the claim is checked on
+    label: str | None = None
+    op: str | None = None
+    value: float | None = None
+    metric: str = "val_acc"
+    x: str | None = None
+    between: list | None = None
+    drop: float = 0.1
+    tolerance: float | None = None
+    d: int | None = None
+    direction: str | None = None
+    min_runs: int | None = None
+    smaller: dict | None = None
+    larger: dict | None = None
+
+
+class ClaimProblem(ValueError):
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
 
 
 @dataclass
@@ -38,23 +69,18 @@ class ClaimResult:
     detail: str  # the numbers behind the verdict
 
 
-def check_claims(claims: Sequence[dict], runs: Sequence[dict]) -> list[ClaimResult]:
-    """Evaluate every claim on the finished runs (dicts from Store.runs)."""
-    done = [analysis.with_size(r) for r in runs if r["status"] == "done"]
+def check_claims(claims: Sequence[Claim], runs: Sequence[Run]) -> list[ClaimResult]:
+    """Evaluate every claim on the finished runs."""
+    done = [analysis.with_size(r) for r in runs if r.status == "done"]
     return [check(claim, done) for claim in claims]
 
 
-def check(claim: dict, runs: Sequence[dict]) -> ClaimResult:
-    kind = claim.get("kind")
-    fn = CHECKS.get(kind)
-    text = claim.get("text", kind or "?")
-    if fn is None:
-        return ClaimResult(text, NO_DATA, f"unknown claim kind {kind!r}")
+def check(claim: Claim, runs: Sequence[Run]) -> ClaimResult:
     try:
-        status, detail = fn(claim, runs)
+        status, detail = CHECKS[claim.kind](claim, runs)
     except _NoData as err:
         status, detail = NO_DATA, str(err) or "no finished runs match"
-    return ClaimResult(text, status, detail)
+    return ClaimResult(claim.text or claim.kind, status, detail)
 
 
 class _NoData(Exception):
@@ -71,23 +97,31 @@ REQUIRED = {
 }  # fmt: skip
 
 
-def claim_problem(claim: dict) -> tuple[str, str] | None:
-    """(key, what was expected) for a claim that cannot be checked, else None."""
-    kind = claim.get("kind")
+def parse_claim(table: dict) -> Claim:
+    """A claim table as a Claim; ClaimProblem names the key that cannot be checked."""
+    kind = table.get("kind")
     if kind not in REQUIRED:
-        return "kind", f"expected one of {', '.join(REQUIRED)}, got {kind!r}"
+        raise ClaimProblem("kind", f"expected one of {', '.join(REQUIRED)}, got {kind!r}")
+    known = [f.name for f in fields(Claim)]
+    for key in table:
+        if key not in known:
+            raise ClaimProblem(key, f"unknown key; expected one of {', '.join(known)}")
     for key in REQUIRED[kind]:
-        if key not in claim:
-            return key, f"a {kind} claim needs it"
-    if "op" in claim and claim["op"] not in OPS:
-        return "op", f"expected one of {', '.join(OPS)}, got {claim['op']!r}"
-    if "where" in claim and not isinstance(claim["where"], dict):
-        return "where", f"expected a table such as {{d = 32}}, got {claim['where']!r}"
-    return None
+        if key not in table:
+            raise ClaimProblem(key, f"a {kind} claim needs it")
+    if "op" in table and table["op"] not in OPS:
+        raise ClaimProblem("op", f"expected one of {', '.join(OPS)}, got {table['op']!r}")
+    if not isinstance(table.get("where", {}), dict):
+        raise ClaimProblem("where", f"expected a table such as {{d = 32}}, got {table['where']!r}")
+    if problem := unknown_series(table.get("metric", "val_acc")):
+        raise ClaimProblem("metric", problem)
+    return Claim(**table)
 
 
-def _matching(runs, where: dict | None) -> list[dict]:
-    return [r for r in runs if all(r["config"].get(k) == v for k, v in (where or {}).items())]
+def _matching(runs: Sequence[Run], where: dict | None) -> list[Run]:
+    return [
+        r for r in runs if all(getattr(r.config, k, None) == v for k, v in (where or {}).items())
+    ]
 
 
 def _points(runs, where: dict | None = None, value=None) -> list[analysis.Point]:
@@ -115,7 +149,7 @@ def _fmt_series(series) -> str:
 
 
 def _label(claim, runs):
-    points = _points(runs, claim.get("where"))
+    points = _points(runs, claim.where)
     labels: dict[str, int] = {}
     for p in points:
         for k, v in p.labels.items():
@@ -124,48 +158,46 @@ def _label(claim, runs):
         raise _NoData("no labelled runs")
     top = max(labels, key=labels.get)
     seeds = ", ".join(f"{k} x{v}" for k, v in sorted(labels.items()))
-    return _verdict(top == claim["label"]), f"label {top} ({seeds}); final val {points[0].mean:.3f}"
+    return _verdict(top == claim.label), f"label {top} ({seeds}); final val {points[0].mean:.3f}"
 
 
 def _final(claim, runs):
-    metric = claim.get("metric", "val_acc")
-    points = _points(runs, claim.get("where"), lambda r: r[metric])
+    metric = claim.metric
+    points = _points(runs, claim.where, analysis.final(metric))
     mean = sum(p.mean for p in points) / len(points)
-    ok = OPS[claim["op"]](mean, claim["value"])
-    return _verdict(ok), f"mean final {metric} {mean:.3f} ({claim['op']} {claim['value']})"
+    ok = OPS[claim.op](mean, claim.value)
+    return _verdict(ok), f"mean final {metric} {mean:.3f} ({claim.op} {claim.value})"
 
 
 def _range(claim, runs):
-    lo, hi = claim["between"]
-    series = [
-        (x, y) for x, y in _series(_points(runs, claim.get("where")), claim["x"]) if lo <= x <= hi
-    ]
+    lo, hi = claim.between
+    series = [(x, y) for x, y in _series(_points(runs, claim.where), claim.x) if lo <= x <= hi]
     if not series:
-        raise _NoData(f"no finished runs with {claim['x']} in [{lo}, {hi}]")
-    ok = all(OPS[claim["op"]](y, claim["value"]) for _, y in series)
-    return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
+        raise _NoData(f"no finished runs with {claim.x} in [{lo}, {hi}]")
+    ok = all(OPS[claim.op](y, claim.value) for _, y in series)
+    return _verdict(ok), f"mean val by {claim.x}: {_fmt_series(series)}"
 
 
 def _double_descent(claim, runs):
-    series = _series(_points(runs, claim.get("where")), claim["x"])
+    series = _series(_points(runs, claim.where), claim.x)
     if len(series) < 3:
-        raise _NoData(f"{len(series)} values of {claim['x']}, need 3")
-    drop = claim.get("drop", 0.1)
+        raise _NoData(f"{len(series)} values of {claim.x}, need 3")
+    drop = claim.drop
     ys = [y for _, y in series]
     ok = any(
         max(ys[:i]) - ys[i] >= drop and max(ys[i + 1 :]) - ys[i] >= drop
         for i in range(1, len(ys) - 1)
     )
-    return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
+    return _verdict(ok), f"mean val by {claim.x}: {_fmt_series(series)}"
 
 
 def _monotone(claim, runs):
-    series = _series(_points(runs, claim.get("where")), claim["x"])
+    series = _series(_points(runs, claim.where), claim.x)
     if len(series) < 2:
-        raise _NoData(f"{len(series)} values of {claim['x']}, need 2")
-    tol = claim.get("tolerance", 0.05)
+        raise _NoData(f"{len(series)} values of {claim.x}, need 2")
+    tol = 0.05 if claim.tolerance is None else claim.tolerance
     ok = all(b[1] >= a[1] - tol for a, b in zip(series, series[1:]))
-    return _verdict(ok), f"mean val by {claim['x']}: {_fmt_series(series)}"
+    return _verdict(ok), f"mean val by {claim.x}: {_fmt_series(series)}"
 
 
 def _d_crit_of(runs) -> tuple[dict, dict[int, str]]:
@@ -185,11 +217,11 @@ def _d_crit_of(runs) -> tuple[dict, dict[int, str]]:
 
 def _d_crit(claim, runs):
     crit, shown = _d_crit_of(runs)
-    if claim["d"] not in crit:
-        raise _NoData(f"no finished runs with d = {claim['d']}")
-    value = crit[claim["d"]]
-    ok = value is not None and OPS[claim["op"]](value, claim["value"])
-    detail = f"D_crit(d={claim['d']}) = {shown[claim['d']]} ({claim['op']} {claim['value']})"
+    if claim.d not in crit:
+        raise _NoData(f"no finished runs with d = {claim.d}")
+    value = crit[claim.d]
+    ok = value is not None and OPS[claim.op](value, claim.value)
+    detail = f"D_crit(d={claim.d}) = {shown[claim.d]} ({claim.op} {claim.value})"
     return _verdict(ok), detail
 
 
@@ -198,7 +230,7 @@ def _d_crit_trend(claim, runs):
     crit = {d: v for d, v in crit.items() if v is not None}
     if len(crit) < 2:
         raise _NoData("D_crit reached for fewer than 2 sizes")
-    tol = claim.get("tolerance", 100)
+    tol = 100 if claim.tolerance is None else claim.tolerance
     values = [crit[d] for d in sorted(crit)]
     ok = all(b <= a + tol for a, b in zip(values, values[1:]))
     return _verdict(ok), "D_crit by d: " + ", ".join(f"{d}: {shown[d]}" for d in sorted(crit))
@@ -227,28 +259,28 @@ def _capacity_ci(claim, runs):
     if not points:
         raise _NoData("no size with 2 or more seeds")
     widest = max((p.high - p.mean) / p.mean for p in points)
-    return _verdict(widest <= claim["value"]), f"widest 95% interval +-{widest:.1%} of the mean"
+    return _verdict(widest <= claim.value), f"widest 95% interval +-{widest:.1%} of the mean"
 
 
 def _norm_trend(claim, runs):
-    matching = _matching(runs, claim.get("where"))
-    changes = [r["label_info"].get("norm_change") for r in matching]
+    matching = _matching(runs, claim.where)
+    changes = [r.info.norm_change for r in matching if r.info]
     changes = [c for c in changes if c is not None]
     if not changes:
         raise _NoData("no matching run generalized")
-    want = -1 if claim["direction"] == "fall" else 1
+    want = -1 if claim.direction == "fall" else 1
     agree = sum(c * want > 0 for c in changes)
     shown = ", ".join(f"{c:+.1f}" for c in changes)
     return _verdict(agree * 2 > len(changes)), f"norm change through the transition: {shown}"
 
 
 def _bumps(claim, runs):
-    matching = _matching(runs, claim.get("where"))
+    matching = _matching(runs, claim.where)
     if not matching:
         raise _NoData()
-    counts = [r["label_info"].get("bumps", 0) for r in matching]
+    counts = [r.info.bumps if r.info else 0 for r in matching]
     with_bumps = sum(c > 0 for c in counts)
-    ok = with_bumps >= claim["min_runs"]
+    ok = with_bumps >= claim.min_runs
     return _verdict(ok), f"{with_bumps} of {len(matching)} runs show bumps (counts {counts})"
 
 
@@ -260,10 +292,10 @@ def _emergence(runs, where: dict) -> tuple[float | None, int]:
 
 def _emergence_ratio(claim, runs):
     single, _ = _emergence(runs, {"n_mem": 0})
-    n_mems = sorted({r["config"]["n_mem"] for r in runs} - {0})
+    n_mems = sorted({r.config.n_mem for r in runs} - {0})
     if single is None or not n_mems:
         raise _NoData("needs single-task runs (n_mem = 0) that emerge and multitask runs")
-    op, value = OPS[claim["op"]], claim["value"]
+    op, value = OPS[claim.op], claim.value
     parts, holds = [], []
     for n_mem in n_mems:
         size, largest = _emergence(runs, {"n_mem": n_mem})
@@ -274,7 +306,7 @@ def _emergence_ratio(claim, runs):
         # Not emerged up to the largest size tried: the ratio is only bounded below.
         bound = largest / single
         if bound >= value:  # the ratio is above value: a lower bound decides, an upper fails
-            holds.append(claim["op"] in (">=", ">"))
+            holds.append(claim.op in (">=", ">"))
         else:
             holds.append(None)
         parts.append(f"n_mem {n_mem}: not emerged, > {_times(bound)}")
@@ -287,17 +319,17 @@ def _times(ratio: float) -> str:
 
 
 def _emergence_compare(claim, runs):
-    small, _ = _emergence(runs, claim["smaller"])
-    large, largest = _emergence(runs, claim["larger"])
+    small, _ = _emergence(runs, claim.smaller)
+    large, largest = _emergence(runs, claim.larger)
     if small is None and large is None:
-        raise _NoData(f"neither {claim['smaller']} nor {claim['larger']} emerged at the sizes run")
+        raise _NoData(f"neither {claim.smaller} nor {claim.larger} emerged at the sizes run")
     if small is None:
-        return NOT_REPRODUCED, f"{claim['smaller']} never emerged"
+        return NOT_REPRODUCED, f"{claim.smaller} never emerged"
     if large is None:
         return (
             REPRODUCED,
-            f"{claim['smaller']} emerged at {small:.0f} params, "
-            f"{claim['larger']} not up to {largest:.0f}",
+            f"{claim.smaller} emerged at {small:.0f} params, "
+            f"{claim.larger} not up to {largest:.0f}",
         )
     return _verdict(small < large), f"emergence at {small:.0f} vs {large:.0f} params"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,15 +121,16 @@ def _db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_DB, help=f"the SQLite store (default: {DEFAULT_DB})")
 
 
-def _open_store(path: str, must_exist: bool = True):
+def _open_store(path: str, must_exist: bool = True, write: bool = False):
+    """The store, for reading only unless asked (reading a store never changes it)."""
     from grokterm.store import Store
 
     if must_exist and not Path(path).exists():
         raise UsageError(f"{path}: no such database (run a preset first, or pass --db)")
-    return Store(path)
+    return Store(path) if write else Store.reader(path)
 
 
-def _pick_sweep(store, ref: str | None, option: str = "--sweep") -> dict:
+def _pick_sweep(store, ref: str | None, option: str = "--sweep"):
     sweep = store.sweep(ref)
     if sweep is None:
         raise UsageError(
@@ -139,78 +139,80 @@ def _pick_sweep(store, ref: str | None, option: str = "--sweep") -> dict:
     return sweep
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.live import Live
-
+def _load_preset(path: str):
     from grokterm.presets import PresetError, load_preset
-    from grokterm.progress import SweepView, summary_table
-    from grokterm.runner import Pool, plan_on, prepare_sweep, slots_kind, worker_slots
 
     try:
-        preset = load_preset(args.preset).at_scale(args.scale)
-        if preset.plot["kind"] == "zones":
-            sources = " and ".join(preset.plot["sources"])
-            raise UsageError(f"{args.preset}: plot: this figure is drawn from the {sources} sweeps; "
-                             f"run those, then grokterm show {args.preset}")  # fmt: skip
-        specs = preset.expand()
-        slots = worker_slots(args.device, args.workers)
+        return load_preset(path)
     except PresetError as err:
         raise UsageError(str(err)) from None
-    except ValueError as err:
-        raise UsageError(f"--device: {err}") from None
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
-    cohorts, warnings = plan_on(specs, slots, args.cohort_size)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from grokterm import sweeps
+    from grokterm.progress import follow, summary_table
+
+    try:
+        plan = sweeps.plan_sweep(_load_preset(args.preset), args.scale, args.device,
+                                 args.workers, args.cohort_size)  # fmt: skip
+    except sweeps.SweepError as err:
+        raise UsageError(_option(str(err))) from None
     console = Console()
-    for line in warnings:
+    for line in plan.warnings:
         console.print(line)
     if args.dry_run:
-        print_plan(console, preset, args.scale, cohorts, slots)
+        print_plan(console, plan)
         return 0
 
-    store = _open_store(args.db, must_exist=False)
-    sweep, created = prepare_sweep(store, preset, args.scale, cohorts, args.fresh)
+    store = _open_store(args.db, must_exist=False, write=True)
+    sweep, created = sweeps.open_sweep(store, plan, args.fresh)
     if created:
-        console.print(f"sweep {sweep['id']}: {preset.name} ({args.scale}), {len(specs)} runs "
-                      f"in {len(cohorts)} cohorts, {len(slots)} workers on {slots_kind(slots)}")  # fmt: skip
+        console.print(f"sweep {sweep.id}: {plan.preset.name} ({args.scale}), {len(plan.specs)} runs "
+                      f"in {len(plan.cohorts)} cohorts, {len(plan.slots)} workers on {plan.kind}")  # fmt: skip
     else:
-        p = store.progress(sweep["id"])
-        console.print(f"resuming sweep {sweep['id']}: {p['finished']} of {p['runs']} runs finished")
-    if not store.sweep_finished(sweep["id"]):
-        pool = Pool(store, sweep["id"], slots)
-        view = SweepView(store, sweep)
-        pool.start()
+        p = store.progress(sweep.id)
+        console.print(f"resuming sweep {sweep.id}: {p.finished} of {p.runs} runs finished")
+    if not store.sweep_finished(sweep.id):
+        workers = sweeps.start(store.path, sweep.id, plan.slots)
         try:
-            with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
-                while not store.sweep_finished(sweep["id"]):
-                    pool.check()
-                    if not pool.alive():
-                        raise UsageError(f"workers keep failing; see {pool.log(0).parent}/")
-                    live.update(view.render())
-                    time.sleep(0.25)
-            pool.wait()
+            if not follow(console, store, sweep, workers):
+                raise UsageError(f"workers keep failing; see {workers.log_dir}/")
+            workers.wait()
         except KeyboardInterrupt:
             console.print("stopping: workers are saving checkpoints ...")
-            pool.stop()
-            console.print(f"stopped. Run the same command again to resume sweep {sweep['id']}.")
+            workers.stop()
+            console.print(f"stopped. Run the same command again to resume sweep {sweep.id}.")
             return 130
-    console.print(summary_table(store.runs(sweep["id"])))
-    p = store.progress(sweep["id"])
-    console.print(f"sweep {sweep['id']} finished: {p['finished'] - p['diverged']} runs done, "
-                  f"{p['diverged']} diverged. Export: grokterm export --db {args.db} "
-                  f"--sweep {sweep['id']} --csv out.csv")  # fmt: skip
-    return 0
+    runs = store.runs(sweep.id)
+    console.print(summary_table(runs))
+    p = store.progress(sweep.id)
+    done = p.finished - p.diverged - p.failed
+    console.print(f"sweep {sweep.id} finished: {done} runs done, {p.diverged} diverged"
+                  f"{f', {p.failed} failed' if p.failed else ''}. Export: grokterm export "
+                  f"--db {args.db} --sweep {sweep.id} --csv out.csv")  # fmt: skip
+    for run in (r for r in runs if r.status == "failed"):
+        console.print(f"failed: {run.key}: {run.error}", soft_wrap=True, markup=False)
+    return 1 if p.failed else 0
 
 
-def print_plan(console, preset, scale: str, cohorts, slots) -> None:
-    from grokterm.runner import cohort_bytes, estimate_seconds, gib
+def _option(message: str) -> str:
+    """The service names its inputs; the command line names them as options."""
+    for name in ("workers", "device", "backend"):
+        if message.startswith(f"{name}: "):
+            return f"--{message}"
+    return message
 
-    runs = sum(len(c) for c in cohorts)
+
+def print_plan(console, plan) -> None:
+    from grokterm.planning import cohort_bytes, estimate_seconds, gib
+
+    cohorts, slots = plan.cohorts, plan.slots
     run_steps = sum(s.config.steps for c in cohorts for s in c)
-    console.print(f"{preset.name} ({scale}): {runs} runs in {len(cohorts)} cohorts, "
-                  f"{run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
-    if slots[0].device == "cpu":  # the estimate is fitted to CPU step times
+    console.print(f"{plan.preset.name} ({plan.scale}): {len(plan.specs)} runs in {len(cohorts)} "
+                  f"cohorts, {run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
+    if plan.kind == "cpu":  # the estimate is fitted to CPU step times
         seconds = estimate_seconds(cohorts, len(slots))
         console.print(
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
@@ -236,13 +238,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     with open(args.csv, "w", newline="") as out:
         n = write(store, sweep, out)
-    print(f"wrote {n} rows of sweep {sweep['id']} ({sweep['name']}) to {args.csv}", file=sys.stderr)
+    print(f"wrote {n} rows of sweep {sweep.id} ({sweep.name}) to {args.csv}", file=sys.stderr)
     return 0
-
-
-def _preset_sweep(store, preset, scale: str) -> dict | None:
-    digest = preset.at_scale(scale).digest()
-    return store.find_sweep(preset.name, scale, digest) or store.find_sweep(preset.name, scale)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -251,89 +248,53 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from grokterm.claims import check_claims
-    from grokterm.figures import claims_table, draw, draw_zones
-    from grokterm.presets import PresetError, load_preset, parse_preset, tomllib
+    from grokterm import sweeps
+    from grokterm.figures import claims_table
+    from grokterm.presets import PresetError
+    from grokterm.report import ReportError, report, stored_preset
 
     store = _open_store(args.db)
     size = (args.width or min(shutil.get_terminal_size().columns, 120), args.height)
-    console = Console()
     if args.sweep and args.sweep.endswith(".toml"):
-        try:
-            preset = load_preset(args.sweep)
-        except PresetError as err:
-            raise UsageError(str(err)) from None
-        # The file's plot and claims, on the sweep of exactly its runs at that scale, else
-        # the newest of its name (an edited grid): a claim added or edited is checked
-        # without training again, and a later sweep of other runs does not hide it.
-        sweep = None if preset.plot["kind"] == "zones" else _preset_sweep(store, preset, args.scale)
+        # The file's plot and claims, on the sweep of exactly its runs at that scale, else the
+        # newest of its name: a claim added or edited is checked without training again.
+        preset = _load_preset(args.sweep)
+        sweep = None if preset.is_view else sweeps.find_sweep(store, preset, args.scale)
+        if sweep is None and not preset.is_view:
+            raise UsageError(f"{args.sweep}: no sweep of this preset at scale {args.scale!r} "
+                             f"in {store.path}; run it first")  # fmt: skip
     else:
         sweep = _pick_sweep(store, args.sweep)
-        preset = parse_preset(tomllib.loads(sweep["toml"]), sweep["preset_path"], sweep["toml"])
-
-    if preset.plot["kind"] == "zones":
-        sources = {name: _pick_sweep(store, name) for name in preset.plot["sources"]}
-        runs = {name: _pool(store, s, store.runs(s["id"]), args.pool, console)
-                for name, s in sources.items()}  # fmt: skip
-        crit_name, mem_name = preset.plot["sources"]
-        from grokterm import analysis
-
-        done = {name: [r for r in rs if r["status"] == "done"] for name, rs in runs.items()}
-        crit = analysis.d_crit(analysis.aggregate(done[crit_name]))
-        mem = {p.grid["d"]: p.mean for p in analysis.d_mem(done[mem_name])}
-        ns = sorted({r["config"]["n_train"] for r in runs[crit_name]})
-        console.print(
-            Text.from_ansi(draw_zones(crit, mem, ns, (size[0], max(size[1] - 8, 10)))),
-            soft_wrap=True,
-        )
-        results = [res for name in sources for res in check_claims(
-            [c for c in preset.claims if c.get("source") == name], runs[name])]  # fmt: skip
-    else:
-        if sweep is None:
-            raise UsageError(
-                f"{args.sweep}: no sweep of this preset at scale {args.scale!r} in {store.path};"
-                " run it first"
-            )
-        runs = store.runs(sweep["id"])
-        p = store.progress(sweep["id"])
-        console.print(f"sweep {sweep['id']}: {preset.title} ({sweep['scale']}), "
-                      f"{p['finished']} of {p['runs']} runs finished")  # fmt: skip
-        runs = _pool(store, sweep, runs, args.pool, console)
-        curves = (
-            store.run_curves([r["id"] for r in runs]) if preset.plot["kind"] == "curves" else {}
-        )
-        console.print(Text.from_ansi(draw(preset.plot, runs, curves, size)), soft_wrap=True)
-        results = check_claims(preset.claims, runs)
-    if results:
-        console.print(claims_table(results))
+        try:
+            preset = stored_preset(sweep)
+        except (PresetError, ReportError) as err:
+            raise UsageError(str(err)) from None
+    pooled = [_pick_sweep(store, ref, "--with") for ref in args.pool]
+    try:
+        shown = report(store, preset, sweep, pooled, size)
+    except ReportError as err:
+        raise UsageError(str(err)) from None
+    console = Console()
+    for line in ([shown.title] if shown.title else []) + shown.notes:
+        console.print(line, soft_wrap=True)
+    console.print(Text.from_ansi(shown.figure), soft_wrap=True)
+    if shown.claims:
+        console.print(claims_table(shown.claims))
     return 0
-
-
-def _pool(store, sweep: dict, runs: list[dict], refs: list[str], console) -> list[dict]:
-    """The sweep's runs with those of the --with sweeps that train the same settings."""
-    from grokterm.analysis import pool
-
-    for ref in refs:
-        other = _pick_sweep(store, ref, "--with")
-        runs, n = pool(runs, store.runs(other["id"]))
-        console.print(f"sweep {sweep['id']} + sweep {other['id']} ({other['name']}): "
-                      f"{n.added} runs added, {n.present} already here, "
-                      f"{n.other} of other settings left out", soft_wrap=True)  # fmt: skip
-    return runs
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
     """For sweeps stored before the labelling rules changed; curves stay as they are."""
     from grokterm.analysis import dynamics
 
-    store = _open_store(args.db)
+    store = _open_store(args.db, write=True)
     sweep = _pick_sweep(store, args.sweep)
-    runs = store.runs(sweep["id"])
-    curves = store.run_curves([r["id"] for r in runs])
-    labels = {i: info.to_dict() for i, rows in curves.items() if (info := dynamics(rows))}
-    changed = sum(1 for r in runs if r["id"] in labels and r["label"] != labels[r["id"]]["label"])
+    runs = store.runs(sweep.id)
+    curves = store.run_points([r.id for r in runs])
+    labels = {i: info for i, points in curves.items() if (info := dynamics(points))}
+    changed = sum(1 for r in runs if r.id in labels and r.label != labels[r.id].label)
     store.set_labels(labels)
-    print(f"sweep {sweep['id']}: {len(labels)} runs labelled, {changed} labels changed")
+    print(f"sweep {sweep.id}: {len(labels)} runs labelled, {changed} labels changed")
     return 0
 
 
@@ -343,13 +304,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     store = _open_store(args.db)
     table = Table(box=None)
-    for col in ("id", "name", "scale", "figure", "created", "runs", "done", "diverged", "running"):
+    columns = ("id", "name", "scale", "figure", "created", "runs", "done", "diverged", "failed",
+               "running")  # fmt: skip
+    for col in columns:
         table.add_column(col)
-    for s in store.sweeps():
-        table.add_row(*(str(s[c] or 0) if c in ("done", "diverged", "running") else str(s[c] or "")
-                        for c in ("id", "name", "scale", "figure", "created", "runs", "done",
-                                  "diverged", "running")))  # fmt: skip
-    Console().print(table)
+    for c in store.sweeps():
+        s = c.sweep
+        table.add_row(str(s.id), s.name, s.scale, s.figure, s.created, str(c.runs), str(c.done),
+                      str(c.diverged), str(c.failed), str(c.running))  # fmt: skip
+    console = Console()
+    console.print(table)
+    for c in store.sweeps():
+        for w in store.workers(c.sweep.id):
+            if w.error:
+                console.print(f"sweep {c.sweep.id} worker {w.id} ({w.status}): {w.error}"
+                              f"{f'  log: {w.log}' if w.log else ''}", soft_wrap=True, markup=False)  # fmt: skip
     return 0
 
 

@@ -3,9 +3,16 @@ the store and the CLI can build and check it cheaply."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 
 TASKS = ("add", "square", "memorize", "multitask")
+# A run's identity (RunConfig.identity) carries this; raise it only when the same
+# settings start to train differently, so that stored sweeps stop matching on purpose.
+IDENTITY_VERSION = 1
+# The fields RunConfig had when identities were whole configs (before version 1): a
+# sweep stored then is found by its digest over these (Preset.digests).
+LEGACY_FIELDS = ("task", "p", "n_train", "n_mem", "d", "n_layers", "n_heads", "split_ffn", "lr",
+                 "weight_decay", "beta1", "beta2", "warmup", "steps", "eval_every", "seed")  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -116,6 +123,21 @@ class RunConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def identity(self) -> dict:
+        """What makes this run this run: the fields not at their default, and the
+        identity version. A field added later with a default leaves it unchanged,
+        so stored sweeps and checkpoints keep resuming."""
+        changed = {k: v for k, v in asdict(self).items() if v != DEFAULTS[k]}
+        return changed | {"version": IDENTITY_VERSION}
+
+    def legacy_dict(self) -> dict | None:
+        """The whole config as stored before identities (None when a field added
+        since is not at its default: no sweep of that time can have trained it)."""
+        data = asdict(self)
+        if any(data[k] != DEFAULTS[k] for k in data if k not in LEGACY_FIELDS):
+            return None
+        return {k: data[k] for k in LEGACY_FIELDS}
+
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
         known = {f.name for f in fields(cls)}
@@ -139,3 +161,6 @@ def _non_negative(cfg: RunConfig, *keys: str) -> None:
         value = getattr(cfg, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(key, f"expected a non-negative integer, got {value!r}")
+
+
+DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}

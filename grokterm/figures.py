@@ -17,13 +17,17 @@ from rich.table import Table
 
 from grokterm import analysis
 from grokterm.claims import NO_DATA, REPRODUCED, ClaimResult
+from grokterm.records import MetricPoint, Run
+from grokterm.series import SERIES
 
 MAX_CURVES = 8  # more runs than this on one plot is unreadable in a terminal
 ZONE_CHARS = {"progression": "P", "ungrokking": "U", "grokking": "G", "semi-grokking": "S"}
 SO_FAR = " - unfinished runs at their latest step"
 
 
-def draw(plot: dict, runs: Sequence[dict], curves: dict[int, list[dict]], size=(100, 28)) -> str:
+def draw(
+    plot: dict, runs: Sequence[Run], curves: dict[int, list[MetricPoint]], size=(100, 28)
+) -> str:
     """The figure as text (with ANSI colours) for the runs of one sweep."""
     _start(*size)
     kind = plot["kind"]
@@ -107,7 +111,7 @@ def _downsample(xs: list, ys: list, points: int) -> tuple[list, list]:
 
 
 def _curves(runs, curves, size) -> None:
-    shown = [r for r in runs if curves.get(r["id"])][:MAX_CURVES]
+    shown = [r for r in runs if curves.get(r.id)][:MAX_CURVES]
     plt.subplots(1, 2)
     width = size[0] // 2
     top = 1.0
@@ -122,17 +126,17 @@ def _curves(runs, curves, size) -> None:
         plt.title(title)
         plt.xlabel("step")
         for i, run in enumerate(shown):
-            rows = [m for m in curves[run["id"]] if m["step"] > 0]
-            xs = [math.log10(m["step"]) for m in rows]
+            rows = [m for m in curves[run.id] if m.step > 0]
+            xs = [math.log10(m.step) for m in rows]
             for key in keys:
-                ys = [m[key] if m[key] is not None else float("nan") for m in rows]
+                ys = [m.get(key) if m.get(key) is not None else float("nan") for m in rows]
                 x, y = _downsample(xs, ys, width)
-                label = run["key"] if key != "val_acc" else None
+                label = run.key if key != "val_acc" else None
                 plt.plot(
                     x, y, label=label, color=i + 1, marker="dot" if key == "val_acc" else "braille"
                 )
         if shown:
-            steps = [m["step"] for r in shown for m in curves[r["id"]] if m["step"] > 0]
+            steps = [m.step for r in shown for m in curves[r.id] if m.step > 0]
             _log_ticks(math.log10(min(steps)), math.log10(max(steps)))
         if col == 1:
             plt.ylim(0, top)
@@ -141,15 +145,17 @@ def _curves(runs, curves, size) -> None:
 def _so_far(runs) -> tuple[list[dict], str]:
     """The runs to draw (finished ones, and running or stopped ones that have been
     evaluated; not diverged ones) and the note the y label needs for the unfinished."""
-    shown = [r for r in runs if r["status"] == "done" or (r["status"] != "diverged" and r["step"])]
-    return shown, SO_FAR if any(r["status"] != "done" for r in shown) else ""
+    shown = [
+        r for r in runs if r.status == "done" or (r.status not in ("diverged", "failed") and r.step)
+    ]
+    return shown, SO_FAR if any(r.status != "done" for r in shown) else ""
 
 
 def _final(plot, runs) -> None:
     x, series = plot.get("x", "d"), plot.get("series")
     metric = plot.get("metric", "val_acc")
     shown, note = _so_far(runs)
-    points = analysis.aggregate(shown, lambda r: r[metric])
+    points = analysis.aggregate(shown, analysis.final(metric))
     groups: dict = {}
     for p in points:
         groups.setdefault(p.grid.get(series) if series else None, []).append(p)
@@ -160,7 +166,8 @@ def _final(plot, runs) -> None:
         plt.plot(xs, [p.mean for p in members], label=label, color=i + 1, marker="braille")
         plt.scatter(xs, [p.low for p in members], color=i + 1, marker=".")
         plt.scatter(xs, [p.high for p in members], color=i + 1, marker=".")
-    plt.ylim(0, 1)
+    if SERIES[metric].is_accuracy:
+        plt.ylim(0, 1)
     plt.xlabel(x)
     plt.ylabel(f"final {metric} (mean, 95% CI dotted){note}")
 

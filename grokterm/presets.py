@@ -37,7 +37,8 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from grokterm.claims import claim_problem
+from grokterm import series
+from grokterm.claims import Claim, ClaimProblem, parse_claim
 from grokterm.config import ConfigError, RunConfig
 
 if sys.version_info >= (3, 11):
@@ -80,8 +81,22 @@ class Preset:
     seeds: list[int]
     points: list[dict] = field(default_factory=lambda: [{}])  # explicit grid points
     scales: dict[str, dict] = field(default_factory=dict)
-    claims: list[dict] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     plot: dict = field(default_factory=lambda: {"kind": "curves"})  # how `show` draws it
+
+    @property
+    def is_view(self) -> bool:
+        """A zones figure (fig 1) trains nothing: it is drawn from other sweeps."""
+        return self.plot["kind"] == "zones"
+
+    @property
+    def sources(self) -> list[str]:
+        """The sweeps a view is drawn from, by name: [D_crit's, D_mem's]."""
+        return list(self.plot.get("sources", []))
+
+    def view_error(self) -> str:
+        return (f"{self.path}: plot: this figure is drawn from the {' and '.join(self.sources)} "
+                f"sweeps; run those, then grokterm show {self.path}")  # fmt: skip
 
     @property
     def scale_names(self) -> list[str]:
@@ -134,9 +149,21 @@ class Preset:
 
     def digest(self) -> str:
         """Identity of what this preset trains, to find the sweep to resume: its runs'
-        keys and configs, so editing a description, a plot or a claim still resumes."""
-        runs = [[s.key, s.config.to_dict()] for s in self.expand()]
-        return hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()[:16]
+        keys and identities, so editing a description, a plot or a claim still resumes,
+        and so does a sweep stored before a new run option was added."""
+        return _digest([[s.key, s.config.identity()] for s in self.expand()])
+
+    def digests(self) -> list[str]:
+        """The digests a stored sweep of exactly these runs may carry: today's, and the
+        one over whole configs that sweeps stored before identities carry."""
+        legacy = [[s.key, s.config.legacy_dict()] for s in self.expand()]
+        if any(config is None for _, config in legacy):
+            return [self.digest()]
+        return [self.digest(), _digest(legacy)]
+
+
+def _digest(runs: list) -> str:
+    return hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_preset(path: str | Path) -> Preset:
@@ -165,9 +192,12 @@ def parse_preset(data: dict, path: str | Path = "<preset>", text: str = "") -> P
     claims = data.get("claims", [])
     if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
         raise PresetError(path, "claims", "expected an array of tables, [[claims]]")
+    parsed = []
     for i, claim in enumerate(claims):
-        if problem := claim_problem(claim):
-            raise PresetError(path, f"claims[{i}].{problem[0]}", problem[1])
+        try:
+            parsed.append(parse_claim(claim))
+        except ClaimProblem as err:
+            raise PresetError(path, f"claims[{i}].{err.key}", err.message) from None
     preset = Preset(
         path=str(path), text=text, name=data["name"], title=data["title"],
         figure=str(data.get("figure", "")), description=str(data.get("description", "")),
@@ -175,7 +205,7 @@ def parse_preset(data: dict, path: str | Path = "<preset>", text: str = "") -> P
         grid=_grid_table(path, "grid", data.get("grid", {})),
         seeds=_seeds(path, "seeds", data.get("seeds", 1)),
         points=_points(path, "points", data.get("points", [{}])),
-        scales=scales, claims=claims, plot=_plot(path, data.get("plot", {"kind": "curves"})),
+        scales=scales, claims=parsed, plot=_plot(path, data.get("plot", {"kind": "curves"})),
     )  # fmt: skip
     for name in preset.scale_names:
         preset.at_scale(name).expand()  # every scale must expand cleanly
@@ -216,6 +246,8 @@ def _plot(path, value) -> dict:
     for key in ("x", "series"):
         if key in value and value[key] not in FIELD_TYPES:
             raise PresetError(path, f"plot.{key}", f"expected a run field, got {_show(value[key])}")
+    if "metric" in value and (problem := series.unknown(value["metric"])):
+        raise PresetError(path, "plot.metric", problem)
     sources = value.get("sources")
     if value["kind"] == "zones" and not (
         isinstance(sources, list) and len(sources) == 2 and all(isinstance(s, str) for s in sources)

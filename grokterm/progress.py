@@ -7,50 +7,69 @@ import time
 from datetime import timedelta
 
 from rich import box
-from rich.console import Group
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from grokterm.backends import Backend
+from grokterm.records import Run, Sweep, Worker
 from grokterm.store import Store
+
+POLL_S = 0.25
 
 
 class SweepView:
-    def __init__(self, store: Store, sweep: dict):
+    def __init__(self, store: Store, sweep: Sweep):
         self.store, self.sweep = store, sweep
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("runs"), TimeElapsedColumn(),
         )  # fmt: skip
-        self.task = self.bar.add_task(f"{sweep['name']} ({sweep['scale']})", total=None)
+        self.task = self.bar.add_task(f"{sweep.name} ({sweep.scale})", total=None)
 
     def render(self) -> Group:
-        p = self.store.progress(self.sweep["id"])
-        self.bar.update(self.task, total=p["runs"], completed=p["finished"])
-        return Group(self.bar, workers_table(self.store.workers(self.sweep["id"])))
+        p = self.store.progress(self.sweep.id)
+        self.bar.update(self.task, total=p.runs, completed=p.finished)
+        return Group(self.bar, workers_table(self.store.workers(self.sweep.id)))
 
 
-def workers_table(workers: list[dict]) -> Table:
+def follow(console: Console, store: Store, sweep: Sweep, workers: Backend) -> bool:
+    """Show the sweep live until it is finished (True), or until no worker is left
+    to train it (False); dead workers are replaced meanwhile, a bounded number of times."""
+    view = SweepView(store, sweep)
+    with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
+        while not store.sweep_finished(sweep.id):
+            workers.check()
+            if not workers.alive():
+                return store.sweep_finished(sweep.id)
+            live.update(view.render())
+            time.sleep(POLL_S)
+    return True
+
+
+def workers_table(workers: list[Worker]) -> Table:
     table = Table(box=None, pad_edge=False)
     for col in ("worker", "device", "cohort", "step", "steps/s", "ETA", "heartbeat"):
         table.add_column(col, justify="right" if col in ("step", "steps/s") else "left")
     now = time.time()
     for w in workers:
-        if w["status"] != "running":
+        if w.status != "running":
             continue
-        rate, steps = w["steps_per_sec"], w["cohort_steps"]
+        rate, steps = w.steps_per_sec, w.cohort_steps
         eta = ""
-        if w["cohort_id"] and rate and steps:
-            eta = str(timedelta(seconds=int((steps - (w["step"] or 0)) / rate)))
+        if w.cohort_id and rate and steps:
+            eta = str(timedelta(seconds=int((steps - (w.step or 0)) / rate)))
         table.add_row(
-            f"{w['id']} (pid {w['pid']})", w["device"],
-            f"#{w['cohort_id']} ({w['cohort_runs']} runs)" if w["cohort_id"] else "waiting",
-            f"{w['step'] or 0}/{steps}" if steps else "", f"{rate:.1f}" if rate else "",
-            eta, f"{now - w['heartbeat']:.0f}s ago",
+            f"{w.id} (pid {w.pid})", w.device,
+            f"#{w.cohort_id} ({w.cohort_runs} runs)" if w.cohort_id else "waiting",
+            f"{w.step or 0}/{steps}" if steps else "", f"{rate:.1f}" if rate else "",
+            eta, f"{now - w.heartbeat:.0f}s ago",
         )  # fmt: skip
     return table
 
 
-def summary_table(runs: list[dict]) -> Table:
+def summary_table(runs: list[Run]) -> Table:
     """Final values per run, its label (or its status, where it is not done), and
     when it fit the training set and generalized: the first evaluation with train
     accuracy >= 0.99 (fit@) and with validation accuracy >= 0.95 (gen@).
@@ -59,11 +78,12 @@ def summary_table(runs: list[dict]) -> Table:
     for col in ("run", "step", "train", "val", "norm", "label", "fit@", "gen@"):
         table.add_column(col, justify="left" if col in ("run", "label") else "right", no_wrap=True)
     for r in runs:
-        info = r["label_info"]
-        label = r["label"] if r["status"] == "done" else r["status"]
+        info = r.info
+        label = r.label if r.status == "done" else r.status
         table.add_row(
-            r["key"], str(r["step"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
-            _fmt(r["norm"], 1), label or "", _step(info.get("fit_step")), _step(info.get("gen_step")),
+            r.key, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
+            _fmt(r.value("norm"), 1), label or "", _step(info and info.fit_step),
+            _step(info and info.gen_step),
         )  # fmt: skip
     return table
 

@@ -1,14 +1,11 @@
 """The training-dynamics labeller on synthetic curves, one per label, and its edges."""
 
 import pytest
+from factory import curve
+from factory import run as make_run
 
 from grokterm.analysis import FIT, VAL_GEN, VAL_LOW, dynamics
-
-
-def curve(train, val, norm=None, every=100):
-    norm = norm or [40.0] * len(train)
-    return [{"step": i * every, "train_acc": t, "val_acc": v, "norm": n}
-            for i, (t, v, n) in enumerate(zip(train, val, norm))]  # fmt: skip
+from grokterm.records import MetricPoint
 
 
 def test_grokking_train_fits_long_before_validation():
@@ -97,7 +94,7 @@ def test_label_so_far_and_edge_cases():
     partial = curve(train=[0.1, 1, 1], val=[0, 0, 0.01])
     assert dynamics(partial).label == "ungrokking"  # so far
     assert dynamics([]) is None
-    memorize = [{"step": 0, "train_acc": 0.1, "val_acc": None, "norm": 3.0}]
+    memorize = [MetricPoint(1, 0, {"train_acc": 0.1, "val_acc": None, "norm": 3.0})]
     assert dynamics(memorize).label is None  # no validation set: no dynamics label
     unsorted = list(reversed(curve(train=[0.1, 1, 1], val=[0, 0, 1])))
     assert dynamics(unsorted).gen_step == 200
@@ -120,8 +117,7 @@ from grokterm.analysis import (  # noqa: E402
 
 def run(d, n, seed, val, train=1.0, label=None, n_params=None):
     grid = {"d": d, "n_train": n, "seed": seed} | ({"n_params": n_params} if n_params else {})
-    return {"grid": grid, "config": {"d": d, "n_train": n}, "val_acc": val, "train_acc": train,
-            "label": label}  # fmt: skip
+    return make_run(d, n, seed, val, label, train, grid=grid)
 
 
 def test_mean_ci_matches_student_t():
@@ -153,19 +149,16 @@ def test_pool_adds_seeds_of_the_same_settings_under_this_sweeps_grid():
     2, whose grid holds only n_train: its runs join fig 3's (d, n_train) points."""
 
     def calib(n, seed, val, lr=2e-3):
-        config = {"d": 32, "n_train": n, "lr": lr, "seed": seed}
-        return {"key": f"n_train={n} seed={seed}", "grid": {"n_train": n, "seed": seed},
-                "config": config, "val_acc": val, "label": None}  # fmt: skip
+        return make_run(32, n, seed, val, grid={"n_train": n, "seed": seed}, lr=lr)
 
-    base = [run(d, 3000, 0, v) | {"config": {"d": d, "n_train": 3000, "lr": 2e-3, "seed": 0}}
-            for d, v in ((32, 1.0), (64, 1.0))]  # fmt: skip
+    base = [make_run(d, 3000, 0, v, lr=2e-3) for d, v in ((32, 1.0), (64, 1.0))]
     others = [calib(3000, 1, 0.05), calib(3000, 2, 0.118), calib(3000, 0, 0.5),
               calib(3500, 1, 0.999), calib(3000, 3, 0.9, lr=1e-3)]  # fmt: skip
     pooled, counts = pool(base, others)
     assert (counts.added, counts.present, counts.other) == (3, 1, 1)
     assert pooled[:2] == base  # the sweep's own runs first, unchanged
-    assert pooled[2]["grid"] == {"d": 32, "n_train": 3000, "seed": 1}
-    assert pooled[2]["key"] == "d=32 n_train=3000 seed=1"
+    assert pooled[2].grid == {"d": 32, "n_train": 3000, "seed": 1}
+    assert pooled[2].key == "d=32 n_train=3000 seed=1"
     points = {(p.grid["d"], p.grid["n_train"]): p for p in aggregate(pooled)}
     assert points[32, 3000].n == 3 and points[32, 3000].mean == pytest.approx(1.168 / 3)
     assert points[32, 3500].n == 1 and points[64, 3000].n == 1

@@ -1,26 +1,22 @@
 """Claims of a preset, evaluated on stored runs: reproduced, not reproduced, or not enough data."""
 
-from grokterm.claims import NO_DATA, NOT_REPRODUCED, REPRODUCED, check_claims
+from dataclasses import replace
+
+from factory import run as make_run
+
+from grokterm.claims import NO_DATA, NOT_REPRODUCED, REPRODUCED, check_claims, parse_claim
+
+
+def check(claims, runs):
+    return check_claims([parse_claim(c) for c in claims], runs)
 
 
 def run(d, n, seed, val, label="grokking", train=1.0, **extra):
-    cfg = {
-        "task": "add",
-        "p": 113,
-        "d": d,
-        "n_train": n,
-        "n_mem": 0,
-        "n_layers": 1,
-        "n_heads": 4,
-    } | extra
-    info = {"norm_change": extra.pop("norm_change", None), "bumps": extra.pop("bumps", 0)}
-    cfg = {k: v for k, v in cfg.items() if k not in ("norm_change", "bumps")}
-    return {"grid": {"d": d, "n_train": n, "seed": seed}, "config": cfg, "status": "done",
-            "val_acc": val, "train_acc": train, "label": label, "label_info": info}  # fmt: skip
+    return make_run(d, n, seed, val, label, train, **extra)
 
 
 def statuses(claims, runs):
-    return [r.status for r in check_claims(claims, runs)]
+    return [r.status for r in check(claims, runs)]
 
 
 def test_label_claims():
@@ -28,7 +24,7 @@ def test_label_claims():
     claims = [{"kind": "label", "where": {"d": 8, "n_train": 3000}, "label": "progression", "text": "a"},
               {"kind": "label", "where": {"d": 32, "n_train": 2600}, "label": "grokking", "text": "b"},
               {"kind": "label", "where": {"d": 64, "n_train": 3000}, "label": "grokking", "text": "c"}]  # fmt: skip
-    results = check_claims(claims, runs)
+    results = check(claims, runs)
     assert [r.status for r in results] == [REPRODUCED, NOT_REPRODUCED, NO_DATA]
     assert "label ungrokking (ungrokking x1)" in results[1].detail
 
@@ -69,7 +65,7 @@ def test_d_crit_claims():
     assert statuses(claims, runs) == [REPRODUCED, REPRODUCED, REPRODUCED, NO_DATA]
     # Reached already at the smallest n measured: shown as a bound.
     runs += [run(48, n, 0, v) for n, v in [(2500, 0.99), (3000, 1.0)]]
-    (result,) = check_claims([{"kind": "d_crit", "d": 48, "op": "<=", "value": 3000}], runs)
+    (result,) = check([{"kind": "d_crit", "d": 48, "op": "<=", "value": 3000}], runs)
     assert result.status == REPRODUCED and "D_crit(d=48) = <= 2500" in result.detail
 
 
@@ -107,13 +103,11 @@ def test_emergence_claims():
     ]
     split = [run(d, 3000, 0, 1.0 if d >= 256 else 0.0, task="multitask", n_mem=3000, split_ffn=True)
              for d in (64, 256, 512)]  # fmt: skip
-    dense = [r for r in multi]
-    for r in dense:
-        r["config"]["split_ffn"] = False
-    runs = single + dense + split
+    dense = [replace(r, config=replace(r.config, split_ffn=False)) for r in multi]
+    runs = dense + split  # fig 10 trains no single-task runs: split_ffn = false is the dense model
     claims = [{"kind": "emergence_ratio", "op": ">=", "value": 10},
               {"kind": "emergence_compare", "smaller": {"split_ffn": True}, "larger": {"split_ffn": False}}]  # fmt: skip
-    results = check_claims(claims, single + multi)
+    results = check(claims, single + multi)
     assert results[0].status == REPRODUCED and "n_mem 3000:" in results[0].detail
     assert statuses(claims[1:], runs) == [REPRODUCED]
 
@@ -126,7 +120,7 @@ def test_emergence_compare_when_the_larger_never_emerges():
                                 (256, False, 0.44)]]  # fmt: skip
     claim = {"kind": "emergence_compare", "smaller": {"split_ffn": True},
              "larger": {"split_ffn": False}}  # fmt: skip
-    [result] = check_claims([claim], runs)
+    [result] = check([claim], runs)
     assert result.status == REPRODUCED
     assert result.detail == (
         "{'split_ffn': True} emerged at 819712 params, {'split_ffn': False} not up to 819712"
@@ -139,7 +133,7 @@ def test_emergence_ratio_when_the_multitask_never_emerges():
     single = [run(d, 3000, 0, 1.0 if d >= 64 else 0.0, task="multitask") for d in (32, 64)]
     multi = [run(d, 3000, 0, 0.0, task="multitask", n_mem=3000) for d in (64, 128)]
     claim = {"kind": "emergence_ratio", "op": ">=", "value": 100}
-    [result] = check_claims([claim], single + multi)
+    [result] = check([claim], single + multi)
     assert result.status == NO_DATA and "n_mem 3000: not emerged, > " in result.detail
     assert statuses([claim | {"value": 2}], single + multi) == [REPRODUCED]
     assert statuses([claim | {"op": "<=", "value": 2}], single + multi) == [NOT_REPRODUCED]
@@ -157,6 +151,6 @@ def test_emergence_compare_when_neither_emerges():
 
 
 def test_unfinished_runs_are_not_judged():
-    runs = [run(8, 3000, 0, 0.6, "progression") | {"status": "running"}]
+    runs = [run(8, 3000, 0, 0.6, "progression", status="running")]
     claims = [{"kind": "label", "where": {"d": 8}, "label": "progression"}]
     assert statuses(claims, runs) == [NO_DATA]

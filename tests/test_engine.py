@@ -30,8 +30,7 @@ def train_cohort(configs, **kwargs) -> dict[tuple[int, int], MetricRow]:
 
 
 def as_dict(row: MetricRow) -> dict[str, float]:
-    out = {k: getattr(row, k) for k in ("train_loss", "train_acc", "val_loss", "val_acc", "norm")}
-    return {k: v for k, v in (out | row.extras).items() if v is not None}
+    return {k: v for k, v in row.values.items() if v is not None}
 
 
 def reference_curve(cfg: RunConfig) -> dict[int, dict[str, float]]:
@@ -53,7 +52,7 @@ def assert_matches_reference(configs, **kwargs):
                 assert got[key] == pytest.approx(value, abs=TOL), (i, step, key)
     # training did something: every run's train loss fell
     for i in range(len(configs)):
-        assert rows[(i, STEPS)].train_loss < rows[(i, 0)].train_loss - 0.1
+        assert rows[(i, STEPS)].values["train_loss"] < rows[(i, 0)].values["train_loss"] - 0.1
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["last-position", "full-sequence"])
@@ -69,7 +68,7 @@ def test_multitask_with_split_ffn_matches_reference():
     configs = cohort_configs(task="multitask", split_ffn=True, n_mem=150)
     assert_matches_reference(configs)
     rows = train_cohort(configs[:1], dtype=torch.float64)
-    assert set(rows[(0, STEPS)].extras) == {"train_add_acc", "train_mem_acc"}
+    assert {"train_add_acc", "train_mem_acc"} <= set(rows[(0, STEPS)].values)
 
 
 def test_multitask_dense_matches_reference():
@@ -146,10 +145,12 @@ def test_diverged_run_is_reported_and_the_rest_go_on():
     rows = train_cohort(configs, dtype=torch.float64)
     bad = sorted(step for run, step in rows if run == 1)
     assert rows[(1, bad[-1])].diverged and bad[-1] < STEPS
-    assert not math.isfinite(rows[(1, bad[-1])].train_loss)
+    assert not math.isfinite(rows[(1, bad[-1])].values["train_loss"])
     healthy = train_cohort([configs[0]], dtype=torch.float64)
     for step in range(0, STEPS + 1, 25):
-        assert rows[(0, step)].train_loss == pytest.approx(healthy[(0, step)].train_loss, abs=TOL)
+        assert rows[(0, step)].values["train_loss"] == pytest.approx(
+            healthy[(0, step)].values["train_loss"], abs=TOL
+        )
         assert not rows[(0, step)].diverged
 
 
@@ -157,8 +158,9 @@ def test_diverged_run_is_reported_and_the_rest_go_on():
 def test_memory_estimate_covers_what_backward_keeps(n_layers):
     # The GPU planner sizes cohorts by runner.run_bytes; it must not undercount the
     # activations autograd keeps for the backward pass (the full-sequence model).
+    from grokterm.planning import run_bytes
+
     from grokterm.presets import RunSpec
-    from grokterm.runner import run_bytes
 
     cfg = RunConfig(task="multitask", p=P, d=32, n_layers=n_layers, n_train=150, n_mem=150)
     cohort = Cohort([cfg, RunConfig(**{**cfg.to_dict(), "seed": 1})], fast=False)

@@ -19,18 +19,18 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
 
     store = Store(tmp_path / "runs.db")
     sweep = store.sweep()
-    runs = store.runs(sweep["id"])
-    assert [r["status"] for r in runs] == ["done"] * 4
-    metrics = store.metrics(sweep["id"])
+    runs = store.runs(sweep.id)
+    assert [r.status for r in runs] == ["done"] * 4
+    metrics = store.points(sweep.id)
     steps = list(range(0, 201, 20))
     for run in runs:
-        assert [m["step"] for m in metrics if m["run_id"] == run["id"]] == steps
-        assert run["step"] == 200 and run["train_acc"] is not None
+        assert [m.step for m in metrics if m.run_id == run.id] == steps
+        assert run.step == 200 and run.value("train_acc") is not None
         # labelled from its whole curve, with the numbers behind the label
-        assert run["label"] in LABELS and run["label_info"]["last_step"] == 200
-        assert run["label_info"]["final_val"] == run["val_acc"]
-    workers = {w["id"]: w for w in store.workers(sweep["id"])}
-    assert len(workers) == 2 and all(w["status"] == "finished" for w in workers.values())
+        assert run.label in LABELS and run.info.last_step == 200
+        assert run.info.final_val == run.value("val_acc")
+    workers = store.workers(sweep.id)
+    assert len(workers) == 2 and all(w.status == "finished" for w in workers)
 
     out = tmp_path / "runs.csv"
     assert grokterm("export", "--csv", str(out), cwd=tmp_path).returncode == 0
@@ -38,11 +38,11 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
     assert len(rows) == 4
     by_key = {r["key"]: r for r in rows}
     for run in runs:
-        row = by_key[run["key"]]
-        assert int(row["n_train"]) == run["config"]["n_train"] and row["status"] == "done"
-        assert float(row["val_acc"]) == run["val_acc"]
-        assert float(row["norm"]) == run["norm"]
-        assert row["label"] == run["label"]
+        row = by_key[run.key]
+        assert int(row["n_train"]) == run.config.n_train and row["status"] == "done"
+        assert float(row["val_acc"]) == run.value("val_acc")
+        assert float(row["norm"]) == run.value("norm")
+        assert row["label"] == run.label
 
     result = grokterm("export", "--csv", "-", "--metrics", "--sweep", "tiny", cwd=tmp_path)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -50,9 +50,9 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
     assert {"run_id", "key", "n_train", "seed", "step", "train_acc", "val_acc", "norm"} <= set(
         rows[0]
     )
-    first = next(m for m in metrics if m["run_id"] == runs[0]["id"] and m["step"] == 100)
-    row = next(r for r in rows if r["run_id"] == str(runs[0]["id"]) and r["step"] == "100")
-    assert float(row["train_loss"]) == first["train_loss"]
+    first = next(m for m in metrics if m.run_id == runs[0].id and m.step == 100)
+    row = next(r for r in rows if r["run_id"] == str(runs[0].id) and r["step"] == "100")
+    assert float(row["train_loss"]) == first.get("train_loss")
 
     listing = grokterm("ls", cwd=tmp_path)
     assert listing.returncode == 0 and "tiny" in listing.stdout
@@ -91,7 +91,7 @@ def test_diverged_run_is_marked_and_the_rest_finish(tmp_path):
     result = grokterm("run", str(preset), "--workers", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = Store(tmp_path / "runs.db").runs(1)
-    status = {r["key"]: r["status"] for r in runs}
+    status = {r.key: r.status for r in runs}
     assert sum(s == "diverged" for s in status.values()) == 4
     assert all(s == "done" for k, s in status.items() if "lr=0.001" in k)
 
@@ -107,9 +107,10 @@ def test_export_and_ls_errors_are_one_line(tmp_path):
 
 
 def test_estimate_lays_cohorts_on_workers_and_pads_to_the_largest_run():
+    from grokterm.planning import estimate_seconds
+
     from grokterm.config import RunConfig
     from grokterm.presets import RunSpec
-    from grokterm.runner import estimate_seconds
 
     def spec(n, d=64):
         return RunSpec(f"n={n} d={d}", {}, RunConfig(n_train=n, d=d, steps=1000))
@@ -124,9 +125,10 @@ def test_estimate_lays_cohorts_on_workers_and_pads_to_the_largest_run():
 
 
 def test_cpu_plan_balances_workers_and_gpu_plan_batches():
+    from grokterm.planning import estimate_seconds, plan
+
     from grokterm.config import RunConfig
     from grokterm.presets import RunSpec
-    from grokterm.runner import estimate_seconds, plan
 
     # Fig 3 quick's shape: three model sizes (no shared program) of four runs each.
     specs = [
@@ -146,8 +148,10 @@ def test_cpu_plan_balances_workers_and_gpu_plan_batches():
 
 
 def test_gpu_plan_keeps_each_cohort_within_a_workers_memory():
+    from grokterm.devices import GPU_MEMORY_SHARE
+    from grokterm.planning import cohort_bytes, memory_warnings, plan
+
     from grokterm.presets import load_preset
-    from grokterm.runner import GPU_MEMORY_SHARE, cohort_bytes, memory_warnings, plan
 
     # Fig 8 at paper scale: all 12 runs of the 8-layer d = 1024 rung share one program,
     # about 28 GiB each; as one cohort they would need far more than an 80 GB GPU.
@@ -170,20 +174,20 @@ def test_gpu_plan_keeps_each_cohort_within_a_workers_memory():
 def test_workers_share_a_gpus_memory(monkeypatch):
     import pytest
 
-    from grokterm import runner
+    from grokterm import devices
 
-    monkeypatch.setattr(runner, "gpu_memory", lambda: [80 * 10**9, 40 * 10**9])
-    share = runner.GPU_MEMORY_SHARE
-    one_each = runner.worker_slots("auto", None)
+    monkeypatch.setattr(devices, "gpu_memory", lambda: [80 * 10**9, 40 * 10**9])
+    share = devices.GPU_MEMORY_SHARE
+    one_each = devices.worker_slots("auto", None)
     assert [(s.device, s.memory) for s in one_each] == [
         ("cuda:0", int(80e9 * share)), ("cuda:1", int(40e9 * share))
     ]  # fmt: skip
-    two_on_1 = runner.worker_slots("cuda:1", 2)
+    two_on_1 = devices.worker_slots("cuda:1", 2)
     assert [(s.device, s.memory) for s in two_on_1] == [("cuda:1", int(40e9 * share) // 2)] * 2
-    assert runner.worker_slots("cpu", 2)[0].memory is None
+    assert devices.worker_slots("cpu", 2)[0].memory is None
     for bad in ("cuda:2", "cuda:x", "gpu"):
         with pytest.raises(ValueError, match="expected"):
-            runner.worker_slots(bad, None)
-    monkeypatch.setattr(runner, "gpu_memory", lambda: [])
+            devices.worker_slots(bad, None)
+    monkeypatch.setattr(devices, "gpu_memory", lambda: [])
     with pytest.raises(ValueError, match="no CUDA GPU is visible"):
-        runner.worker_slots("cuda", None)
+        devices.worker_slots("cuda", None)

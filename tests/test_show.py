@@ -81,8 +81,7 @@ def test_show_by_preset_path_picks_the_sweep_of_its_runs(tmp_path):
 
 
 def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
-    import sqlite3
-
+    from factory import dynamics_info
     from synth import make_sweep
 
     from grokterm.cli import main
@@ -90,17 +89,18 @@ def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
 
     db = tmp_path / "runs.db"
     make_sweep(db, [8, 64], [2600, 4000], 2)
-    before = {r["id"]: r["label"] for r in Store(db).runs(1)}
-    with sqlite3.connect(db) as conn:  # labels written by an older version's rules
-        conn.execute("UPDATE runs SET label = 'not learned', label_info = '{}' WHERE id <= 3")
-    rows_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM metrics").fetchone()
+    store = Store(db)
+    before = {r.id: r.label for r in store.runs(1)}
+    old = dynamics_info("not learned")  # labels written by an older version's rules
+    store.set_labels({i: old for i in (1, 2, 3)})
+    points_before = store.points(1)
     assert main(["relabel", "--db", str(db)]) == 0
     changed = sum(1 for i in (1, 2, 3) if before[i] != "not learned")
     assert capsys.readouterr().out.strip() == f"sweep 1: 8 runs labelled, {changed} labels changed"
-    runs = Store(db).runs(1)
-    assert {r["id"]: r["label"] for r in runs} == before
-    assert all(r["label_info"]["last_step"] == 2000 for r in runs)
-    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM metrics").fetchone() == rows_before
+    runs = store.runs(1)
+    assert {r.id: r.label for r in runs} == before
+    assert all(r.info.last_step == 2000 for r in runs)
+    assert store.points(1) == points_before  # the curves stay as they are
 
 
 def test_show_draws_a_sweep_still_training_from_what_is_there(tmp_path, capsys):
@@ -127,12 +127,12 @@ def test_show_draws_a_sweep_still_training_from_what_is_there(tmp_path, capsys):
 def test_emergence_figure_ticks_the_ladders_rungs():
     """A quick ladder can lie inside one decade of model size, so the axis names the
     rungs (213k and 820k parameters for fig 10 quick), not the decades."""
+    from factory import run
+
     from grokterm.figures import draw
 
-    runs = [{"grid": {"d": d, "split_ffn": split, "seed": 0}, "status": "done", "step": 25000,
-             "val_acc": v, "train_acc": 1.0, "label": None,
-             "config": {"task": "multitask", "p": 59, "d": d, "n_train": 1400, "n_mem": 1400,
-                        "split_ffn": split}}
+    runs = [run(d, 1400, 0, v, grid={"d": d, "split_ffn": split, "seed": 0}, task="multitask",
+                p=59, n_mem=1400, split_ffn=split)
             for d, split, v in [(128, True, 0.36), (256, True, 0.83), (128, False, 0.05),
                                 (256, False, 0.44)]]  # fmt: skip
     out = draw({"kind": "emergence", "series": "split_ffn"}, runs, {}, (80, 16))

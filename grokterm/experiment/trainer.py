@@ -23,15 +23,18 @@ EPS = 1e-8  # AdamW's epsilon, torch's default
 
 @dataclass
 class MetricRow:
+    """One run's measures at one evaluation, by series name (grokterm.series):
+    train and validation loss and accuracy, the L2 norm of all its parameters, and
+    per-task train accuracy in multitask runs."""
+
     run: int  # index of the run in the cohort
     step: int
-    train_loss: float
-    train_acc: float
-    val_loss: float | None
-    val_acc: float | None
-    norm: float  # L2 norm of all the run's parameters
-    extras: dict[str, float] = field(default_factory=dict)  # per-task accuracy (multitask)
+    values: dict[str, float | None] = field(default_factory=dict)
     diverged: bool = False
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint saved by another cohort than the one loading it."""
 
 
 @dataclass
@@ -178,20 +181,18 @@ class Cohort:
         for r in range(len(self.configs)):
             if self.diverged[r]:
                 continue
-            extras = {}
+            values = {
+                "train_loss": train["loss"][r], "train_acc": train["acc"][r],
+                "val_loss": None if val is None else val["loss"][r],
+                "val_acc": None if val is None else val["acc"][r], "norm": norms[r],
+            }  # fmt: skip
             if self.multitask:
-                extras = {
+                values |= {
                     "train_add_acc": train["acc_add"][r],
                     "train_mem_acc": train["acc_mem"][r],
                 }
-            row = MetricRow(
-                run=r, step=self.step,
-                train_loss=train["loss"][r], train_acc=train["acc"][r],
-                val_loss=None if val is None else val["loss"][r],
-                val_acc=None if val is None else val["acc"][r],
-                norm=norms[r], extras=extras,
-            )  # fmt: skip
-            if not all(map(_finite, (row.train_loss, row.norm))):
+            row = MetricRow(run=r, step=self.step, values=values)
+            if not all(map(_finite, (values["train_loss"], values["norm"]))):
                 row.diverged = self.diverged[r] = True
             rows.append(row)
         return rows
@@ -237,8 +238,19 @@ class Cohort:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state["configs"] != [c.to_dict() for c in self.configs]:
-            raise ValueError("checkpoint belongs to a different cohort (configs differ)")
+        """Restore a saved state; its runs must be this cohort's, compared by identity
+        (RunConfig.identity), so a state saved before a new option was added loads."""
+        saved = [RunConfig.from_dict(c).identity() for c in state["configs"]]
+        mine = [c.identity() for c in self.configs]
+        if saved != mine:
+            diff = (
+                next((i, a, b) for i, (a, b) in enumerate(zip(saved, mine)) if a != b)
+                if len(saved) == len(mine)
+                else None
+            )
+            detail = (f"run {diff[0]} was saved as {diff[1]}, is {diff[2]}" if diff
+                      else f"it has {len(saved)} runs, this cohort {len(mine)}")  # fmt: skip
+            raise CheckpointMismatch(f"checkpoint belongs to a different cohort: {detail}")
         with torch.no_grad():
             self.flat.copy_(state["flat"])
             self.exp_avg.copy_(state["exp_avg"])

@@ -1,0 +1,43 @@
+"""Where a sweep's cohorts train, behind one small protocol.
+
+A backend starts workers for a sweep on worker slots; the workers claim cohorts and
+report through a sink, so the backend itself only starts, watches and stops them.
+`local` (the default) is a pool of processes on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from grokterm.devices import WorkerSlot
+
+BACKENDS = ("local",)
+
+
+class Backend(Protocol):
+    def start(self) -> None:
+        """Start one worker per slot."""
+
+    def check(self) -> None:
+        """Replace a worker that died while the sweep still has work (bounded)."""
+
+    def alive(self) -> int:
+        """How many of its workers are running."""
+
+    def stop(self, timeout: float = 120) -> None:
+        """Ask every worker to checkpoint and hand its cohort back, then wait."""
+
+    def wait(self, timeout: float = 120) -> None:
+        """Wait for the workers to exit on their own (the sweep is finished)."""
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the workers' output is, for a user to read."""
+
+
+def open_backend(name: str, db: Path, sweep_id: int, slots: list[WorkerSlot]) -> Backend:
+    if name == "local":
+        from grokterm.backends.local import LocalPool
+
+        return LocalPool(db, sweep_id, slots)
+    raise ValueError(f"expected one of {', '.join(BACKENDS)}, got {name!r}")

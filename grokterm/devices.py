@@ -1,0 +1,64 @@
+"""The worker slots of this machine: one per GPU (sharing its memory), else one per
+CPU core with one thread. Asks torch about GPUs in a subprocess, so the CLI and the
+app never import it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+GPU_MEMORY_SHARE = 0.85  # of each GPU's memory, for its workers' cohorts
+
+
+@dataclass
+class WorkerSlot:
+    device: str
+    threads: int
+    memory: int | None = None  # bytes a cohort of this worker may take; None: not limited
+
+
+def slots_kind(slots: list[WorkerSlot]) -> str:
+    """ "cuda" or "cpu": what the planner and the estimate need to know of the workers."""
+    return "cuda" if slots[0].device.startswith("cuda") else "cpu"
+
+
+def worker_slots(device: str, workers: int | None) -> list[WorkerSlot]:
+    """Default: one worker per GPU, else one per CPU core with one thread each.
+    Workers on one GPU share its memory (a share of it, for the planner)."""
+    gpu = device in ("auto", "cuda") or device.startswith("cuda:")
+    gpus = gpu_memory() if gpu else []
+    if device == "auto":
+        device = "cuda" if gpus else "cpu"
+    if device == "cpu":
+        return [WorkerSlot("cpu", 1) for _ in range(workers or os.cpu_count() or 1)]
+    if not gpu:
+        raise ValueError(f"expected auto, cpu, cuda or cuda:I, got {device!r}")
+    if not gpus:
+        raise ValueError(f"{device} asked for, but no CUDA GPU is visible")
+    if device == "cuda":
+        indices = [i % len(gpus) for i in range(workers or len(gpus))]
+    else:
+        index = device.removeprefix("cuda:")
+        if not index.isdigit() or int(index) >= len(gpus):
+            raise ValueError(f"expected cuda:I with I below {len(gpus)}, got {device!r}")
+        indices = [int(index)] * (workers or 1)
+    return [
+        WorkerSlot(f"cuda:{i}", 1, int(gpus[i] * GPU_MEMORY_SHARE) // indices.count(i))
+        for i in indices
+    ]
+
+
+def gpu_memory() -> list[int]:
+    """Total memory of each CUDA device, asking torch in a subprocess only where an
+    NVIDIA driver exists (the CLI and the app do not import torch)."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return []
+    code = (
+        "import torch; print(*(torch.cuda.get_device_properties(i).total_memory for i in "
+        "range(torch.cuda.device_count() if torch.cuda.is_available() else 0)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]

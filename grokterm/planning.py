@@ -1,0 +1,129 @@
+"""Which runs share a cohort, how big cohorts are, and what a sweep costs in time and
+memory on the workers it is given. Pure functions over RunSpecs: no torch, no store."""
+
+from __future__ import annotations
+
+import math
+from itertools import groupby
+
+from grokterm.devices import WorkerSlot, slots_kind
+from grokterm.presets import RunSpec
+
+MAX_COHORT = {"cpu": 8, "cuda": 64}
+# Bytes of activations a run keeps for its backward pass, per example, position, layer
+# and unit of d, with the backward's own peak: 59 saved (autograd's saved tensors, the
+# full-sequence model), 70-100 peak (resident memory of a CPU step at 2-8 layers,
+# 2026-11-24). Deep rungs of figs 8 and 10 need tens of GB per run at paper scale.
+ACTIVATION_BYTES = 96
+
+
+def plan_cohorts(
+    specs: list[RunSpec], workers: int, max_size: int, memory: int | None = None
+) -> list[list[RunSpec]]:
+    """Group runs that can share a program, sorted by training-set size to keep
+    padding small, in chunks small enough that every worker gets work and, given a
+    worker's memory, that fit in it. Workers take cohorts in this order, so the
+    longest go first and the short ones fill the gaps."""
+    size = max(1, min(max_size, math.ceil(len(specs) / max(workers, 1))))
+    ordered = sorted(specs, key=lambda s: (s.config.cohort_key(), _examples(s)))
+    cohorts = []
+    for _, group in groupby(ordered, key=lambda s: s.config.cohort_key()):
+        group = list(group)
+        k = size if memory is None else max(1, min(size, memory // run_bytes(group[-1])))
+        cohorts += [group[i : i + k] for i in range(0, len(group), k)]
+    return sorted(cohorts, key=_cohort_seconds, reverse=True)
+
+
+def run_bytes(spec: RunSpec, examples: int | None = None) -> int:
+    """Rough memory one run takes in a training step: float32 parameters, gradient and
+    two AdamW moments, the activations kept for backward over its training set
+    (padded to `examples` in a cohort), and the logits with their gradient."""
+    c, n = spec.config, examples or _examples(spec)
+    activations = ACTIVATION_BYTES * n * c.seq_len * c.n_layers * c.d
+    return 16 * c.n_params + activations + 16 * n * c.p
+
+
+def cohort_bytes(cohort: list[RunSpec]) -> int:
+    """Rough memory of a cohort's training step: its runs share one model shape and
+    are padded to its largest training set."""
+    return len(cohort) * run_bytes(cohort[0], max(map(_examples, cohort)))
+
+
+def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None) -> list[str]:
+    """A line for each run that needs more memory than a worker has, even alone."""
+    if memory is None:
+        return []
+    return [f"warning: run {c[0].key} needs about {gib(run_bytes(c[0]))} to train, more "
+            f"than the {gib(memory)} a worker has; it may run out of memory"
+            for c in cohorts if len(c) == 1 and run_bytes(c[0]) > memory]  # fmt: skip
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _examples(spec: RunSpec) -> int:
+    return spec.config.n_train + spec.config.n_mem
+
+
+def plan(
+    specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None,
+    memory: int | None = None,
+) -> list[list[RunSpec]]:  # fmt: skip
+    """The cohorts a sweep trains on `workers` of a device kind ("cpu" or "cuda"),
+    each within a worker's `memory` where given (a run too big for it alone still
+    gets a cohort of one). On a GPU batching runs is the speed-up, so cohorts are as
+    large as keeps every worker busy and fits. On a CPU a cohort costs the sum of its
+    runs (compute-bound), so what matters is balance: the size whose layout on the
+    workers finishes soonest (fig 3 quick, 12 runs on 2 cores: cohorts of 4 took 3
+    rounds, 1 h 34; of 1, 1 h 09)."""
+    if cohort_size or kind != "cpu":
+        return plan_cohorts(specs, workers, cohort_size or MAX_COHORT[kind], memory)
+    sizes = range(MAX_COHORT["cpu"], 0, -1)
+    plans = [plan_cohorts(specs, workers, k, memory) for k in sizes]
+    return min(plans, key=lambda cohorts: estimate_seconds(cohorts, workers))
+
+
+def plan_on(
+    specs: list[RunSpec], slots: list[WorkerSlot], cohort_size: int | None = None
+) -> tuple[list[list[RunSpec]], list[str]]:
+    """The cohorts for these workers (their number, kind and memory), with a warning
+    for each run too big for a worker's memory even alone."""
+    memory = slots[0].memory
+    cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, memory)
+    return cohorts, memory_warnings(cohorts, memory)
+
+
+def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:
+    """Rough CPU wall time of a sweep, fitted to steps measured on one core of a
+    2-core machine. A cohort pads every run to its largest training set, so it costs
+    its size times its largest run. A worker trains one cohort at a time: the cohorts
+    are laid out on the workers, longest first, and the busiest one sets the wall time."""
+    loads = [0.0] * max(workers, 1)
+    for seconds in sorted(map(_cohort_seconds, cohorts), reverse=True):
+        loads[loads.index(min(loads))] += seconds
+    return max(loads)
+
+
+def _cohort_seconds(cohort: list[RunSpec]) -> float:
+    return len(cohort) * max(map(_run_seconds, cohort))
+
+
+def _run_seconds(spec: RunSpec) -> float:
+    """A fixed overhead, plus per example a constant (embedding, softmax over p) and a
+    cost in d^2 + d * p (the MLP and unembedding). Single task fitted to d=64, n=3000
+    (~20 ms a step) and fig 4's memorization runs (n = 12769: ~20 ms at d = 4, ~27 ms at
+    d = 16). Multitask (four tokens, two accuracies; n = 2800, p = 59, one thread on
+    an idle CPU, 2026-11-23) measured 10, 20, 47, 82, 136 ms at d = 32, 64, 128, 192,
+    256; split FFN 11, 24, 52, 91, 146 ms (fig 10 quick's workers: 135 and 145 ms at
+    d = 256, two side by side). Deeper models run every position through every layer:
+    per example, position and layer a cost in d^2, fitted to fig 8's ladder at paper
+    data (n = 6000, 2026-11-24): 3.5, 17.8, 38 s a step at (layers, d) = (2, 256),
+    (4, 512), (8, 512)."""
+    c = spec.config
+    n, size = c.n_train + c.n_mem, c.n_layers * (c.d * c.d + c.d * c.p)
+    if c.n_layers > 1:
+        return c.steps * (6e-3 + 0.8e-9 * n * c.seq_len * c.n_layers * c.d * c.d)
+    if c.task == "multitask":
+        return c.steps * (6e-3 + (0.62e-9 if c.split_ffn else 0.58e-9) * n * size)
+    return c.steps * (4e-3 + n * (1.08e-6 + 0.376e-9 * size))

@@ -1,0 +1,159 @@
+"""What the store hands out: plain, typed records of sweeps, runs, metric points,
+workers and claimed cohorts. The store maps its rows to these once; analysis,
+claims, figures, export and the app read fields, never row dicts. No SQL, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from grokterm.config import RunConfig
+
+Values = dict[str, "float | None"]  # series name -> value (grokterm.series)
+
+
+@dataclass
+class Dynamics:
+    """A run's training-dynamics label and the numbers behind it (analysis.dynamics)."""
+
+    label: str | None  # one of analysis.LABELS; None where there is no validation set
+    fit_step: int | None  # first eval with train accuracy >= FIT
+    rise_step: int | None  # first eval with validation accuracy >= VAL_LOW
+    gen_step: int | None  # first eval with validation accuracy >= VAL_GEN
+    final_train: float
+    final_val: float | None
+    max_gap: float  # largest train - validation gap before the training set was fit
+    norm_start: float
+    norm_peak: float
+    norm_final: float
+    norm_change: float | None  # through the transition: at gen (or end) minus at rise
+    last_step: int
+    bumps: int  # plateaus in train accuracy followed by a rise (progression, fig 5)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Dynamics | None:
+        """None for an empty dict (a run not yet labelled); keys of other versions are
+        ignored, missing ones are None."""
+        if not data:
+            return None
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Sweep:
+    id: int
+    name: str
+    title: str
+    figure: str
+    scale: str
+    preset_path: str
+    digest: str
+    toml: str
+    created: str
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    """A sweep with its runs counted by status (the sweeps list, `grokterm ls`)."""
+
+    sweep: Sweep
+    runs: int
+    done: int
+    diverged: int
+    running: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    runs: int
+    finished: int  # done, diverged or failed
+    diverged: int
+    failed: int
+    cohorts: int
+    cohorts_finished: int  # done or failed
+    steps_done: int  # over cohorts: a cohort's step counts once for its runs
+    steps: int
+
+    @property
+    def complete(self) -> bool:
+        return self.cohorts_finished == self.cohorts
+
+
+@dataclass
+class Run:
+    id: int
+    sweep_id: int
+    cohort_id: int
+    key: str
+    grid: dict
+    config: RunConfig
+    status: str  # queued | running | done | diverged | failed
+    step: int = 0
+    final: Values = field(default_factory=dict)  # latest value of each series
+    label: str | None = None
+    info: Dynamics | None = None
+    device: str | None = None
+    error: str | None = None  # why it failed
+
+    def value(self, name: str) -> float | None:
+        return self.final.get(name)
+
+
+@dataclass
+class MetricPoint:
+    run_id: int
+    step: int
+    values: Values
+    rowid: int = 0  # the store's cursor for "rows since"
+
+    def get(self, name: str) -> float | None:
+        return self.values.get(name)
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: int
+    pid: int
+    host: str
+    device: str
+    sweep_id: int
+    status: str  # running | finished | stopped | lost | failed
+    started: float
+    heartbeat: float
+    cohort_id: int | None = None
+    step: int | None = None
+    steps_per_sec: float | None = None
+    cohort_steps: int | None = None
+    cohort_runs: int = 0
+    error: str | None = None  # the last error it hit
+    log: str | None = None  # where its output goes
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Runs trained as one program, as the queue sees them."""
+
+    id: int
+    sweep_id: int
+    status: str  # queued | running | done | failed
+    step: int
+    steps: int
+    worker_id: int | None = None
+    checkpoint: str | None = None  # file of the last saved state
+    attempts: int = 0  # failed attempts so far
+    error: str | None = None  # the last one's error
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A cohort a worker has claimed: its runs in cohort order."""
+
+    cohort_id: int
+    sweep_id: int
+    step: int
+    steps: int
+    attempts: int  # failed attempts before this one
+    runs: list[Run]

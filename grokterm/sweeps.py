@@ -1,0 +1,93 @@
+"""The one sweep lifecycle that the CLI and the app both call: plan a preset on this
+machine's workers, open the sweep to resume (or create it), start its workers on a
+backend, stop them. No torch, no printing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from grokterm.backends import Backend, open_backend
+from grokterm.backends.local import signal_workers
+from grokterm.devices import WorkerSlot, slots_kind, worker_slots
+from grokterm.planning import plan_on
+from grokterm.presets import Preset, PresetError, RunSpec
+from grokterm.records import Sweep
+from grokterm.store import Store
+
+
+class SweepError(ValueError):
+    """What stops a sweep from being planned or started, as one line for the user."""
+
+
+@dataclass
+class Plan:
+    preset: Preset  # at its scale
+    scale: str
+    specs: list[RunSpec]
+    slots: list[WorkerSlot]
+    cohorts: list[list[RunSpec]]
+    warnings: list[str]  # runs too big for a worker's memory
+
+    @property
+    def kind(self) -> str:
+        return slots_kind(self.slots)
+
+
+def slots(device: str = "auto", workers: int | None = None) -> list[WorkerSlot]:
+    if workers is not None and workers < 1:
+        raise SweepError(f"workers: expected a positive integer, got {workers}")
+    try:
+        return worker_slots(device, workers)
+    except ValueError as err:
+        raise SweepError(f"device: {err}") from None
+
+
+def plan_sweep(
+    preset: Preset, scale: str, device: str = "auto", workers: int | None = None,
+    cohort_size: int | None = None,
+) -> Plan:  # fmt: skip
+    """The cohorts a preset at a scale trains on this machine's workers. A figure drawn
+    from other sweeps (fig 1) trains nothing: SweepError says what to run instead."""
+    try:
+        at = preset.at_scale(scale)
+        if at.is_view:
+            raise SweepError(at.view_error())
+        specs = at.expand()
+    except PresetError as err:
+        raise SweepError(str(err)) from None
+    on = slots(device, workers)
+    cohorts, warnings = plan_on(specs, on, cohort_size)
+    return Plan(at, scale, specs, on, cohorts, warnings)
+
+
+def open_sweep(store: Store, plan: Plan, fresh: bool = False) -> tuple[Sweep, bool]:
+    """The sweep to train: the newest one of exactly these runs, or a new one (always
+    with fresh). Returns (sweep, created)."""
+    p = plan.preset
+    sweep = None if fresh else store.find_sweep(p.name, plan.scale, p.digests())
+    if sweep is not None:
+        return sweep, False
+    return store.sweep(store.create_sweep(p, plan.scale, plan.cohorts)), True
+
+
+def find_sweep(store: Store, preset: Preset, scale: str) -> Sweep | None:
+    """The sweep a preset file shows: of exactly its runs at that scale, else the newest
+    of its name (an edited grid)."""
+    at = preset.at_scale(scale)
+    return store.find_sweep(at.name, scale, at.digests()) or store.find_sweep(at.name, scale)
+
+
+def start(db: Path, sweep_id: int, on: list[WorkerSlot], backend: str = "local") -> Backend:
+    """Start the sweep's workers; they claim its unfinished cohorts."""
+    try:
+        workers = open_backend(backend, Path(db), sweep_id, on)
+    except ValueError as err:
+        raise SweepError(f"backend: {err}") from None
+    workers.start()
+    return workers
+
+
+def stop(store: Store, sweep_id: int) -> int:
+    """Ask every running worker of the sweep to checkpoint and stop; how many were asked."""
+    return signal_workers(store, sweep_id)

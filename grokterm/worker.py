@@ -1,0 +1,238 @@
+"""The worker: claim a cohort, train it with the engine, report through a sink.
+
+A worker reports only through a small `Sink` (progress points and labels, heartbeat,
+checkpoint bytes, finish, release, fail), which the store implements; a remote worker
+can send the same calls over another channel to the head, the only writer of runs.db.
+It flushes points in batches, saves a checkpoint every so often (after a flush, so no
+point is lost) and heartbeats from a thread for as long as it lives, also during a
+long step; a cohort whose worker's heartbeat lapses is taken over by another worker and
+resumed from its checkpoint. Any error in a cohort is recorded and the cohort handed
+back, up to MAX_ATTEMPTS; then its runs are failed and the worker goes on with the
+rest. SIGTERM or SIGINT makes a worker checkpoint, hand its cohort back and exit.
+torch is imported only when a cohort trains."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Protocol
+
+from grokterm.analysis import dynamics
+from grokterm.records import Assignment, Dynamics, MetricPoint
+from grokterm.store import LostCohort, Store
+
+LEASE_S = float(os.environ.get("GROKTERM_LEASE_S", 60))  # heartbeat lapse before takeover
+FLUSH_S = float(os.environ.get("GROKTERM_FLUSH_S", 2))  # metric flush and heartbeat
+CHECKPOINT_S = float(os.environ.get("GROKTERM_CHECKPOINT_S", 30))
+POLL_S = 0.5
+MAX_ATTEMPTS = 3  # tries of a cohort before its runs are marked failed
+
+
+class Sink(Protocol):
+    """Where a worker's reports go (the store locally; a channel to the head remotely)."""
+
+    def register_worker(self, sweep_id: int, device: str, log: str | None = None) -> int: ...
+    def claim_cohort(
+        self, sweep_id: int, worker_id: int, device: str, lease_s: float
+    ) -> Assignment | None: ...
+    def run_points(self, run_ids: Sequence[int]) -> dict[int, list[MetricPoint]]: ...
+    def load_checkpoint(self, cohort_id: int) -> bytes | None: ...
+    def write_progress(self, cohort_id: int, worker_id: int, step: int, points: Sequence[MetricPoint],
+                       steps_per_sec: float | None = None, labels: dict[int, Dynamics] | None = None,
+                       diverged: Sequence[int] = ()) -> None: ...  # fmt: skip
+    def save_checkpoint(self, cohort_id: int, worker_id: int, data: bytes) -> None: ...
+    def beat(self, worker_id: int) -> None: ...
+    def finish_cohort(self, cohort_id: int, worker_id: int) -> None: ...
+    def release_cohort(self, cohort_id: int, worker_id: int) -> None: ...
+    def fail_cohort(
+        self, cohort_id: int, worker_id: int, error: str, max_attempts: int
+    ) -> bool: ...
+    def sweep_finished(self, sweep_id: int) -> bool: ...
+    def worker_exit(
+        self, worker_id: int, status: str = "exited", error: str | None = None
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+@contextmanager
+def beating(open_sink: Callable[[], Sink], worker_id: int) -> Iterator[None]:
+    """A worker's heartbeats, and its cohort's, from a thread with a sink of its own
+    while the main thread waits for work, loads and trains. One step can outlast the
+    lease (fig 8's 8-layer d = 1024 model takes about 100 s a step on a CPU core), and
+    without beats between steps another worker would take the cohort over and both
+    would train it. A killed worker stops beating, so its cohort is taken over and the
+    worker is marked lost."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        sink = open_sink()
+        try:
+            while not stop.wait(FLUSH_S):
+                with suppress(Exception):  # busy past the timeout: beat next time
+                    sink.beat(worker_id)
+        finally:
+            sink.close()
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Worker:
+    def __init__(self, sink: Sink, open_sink: Callable[[], Sink], sweep_id: int, device: str,
+                 log: str | None = None):  # fmt: skip
+        self.sink, self.open_sink = sink, open_sink
+        self.sweep_id, self.device = sweep_id, device
+        self.id = sink.register_worker(sweep_id, device, log)
+        self.stopping = False
+
+    def stop(self, *_) -> None:
+        self.stopping = True
+
+    def work(self) -> None:
+        """Claim and train cohorts until the sweep is finished or we are told to stop."""
+        with beating(self.open_sink, self.id):
+            while not self.stopping:
+                job = self.sink.claim_cohort(self.sweep_id, self.id, self.device, LEASE_S)
+                if job is None:
+                    if self.sink.sweep_finished(self.sweep_id):
+                        break
+                    time.sleep(POLL_S)  # others are training; their lease may lapse
+                    continue
+                self.attempt(job)
+        self.sink.worker_exit(self.id, "stopped" if self.stopping else "finished")
+
+    def attempt(self, job: Assignment) -> None:
+        """Train a claimed cohort; any error is the cohort's, recorded and retried (the
+        traceback goes to this worker's log)."""
+        try:
+            CohortJob(self, job).run()
+        except LostCohort:
+            pass  # another worker took it over while we were silent; it carries on
+        except Exception as err:  # noqa: BLE001
+            traceback.print_exc()
+            error = f"{type(err).__name__}: {err}"
+            try:
+                final = self.sink.fail_cohort(job.cohort_id, self.id, error, MAX_ATTEMPTS)
+            except LostCohort:
+                return
+            tries = f"attempt {job.attempts + 1} of {MAX_ATTEMPTS}"
+            print(f"cohort {job.cohort_id} failed ({tries}){', for good' if final else ''}: {error}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+
+class CohortJob:
+    """One claimed cohort trained to its end, or to a stop: when to flush points and
+    labels, when to checkpoint, how fast it goes."""
+
+    def __init__(self, worker: Worker, job: Assignment):
+        from grokterm.experiment.trainer import Cohort
+
+        self.worker, self.sink, self.job = worker, worker.sink, job
+        self.run_ids = [r.id for r in job.runs]
+        self.cohort = Cohort([r.config for r in job.runs], device=worker.device)
+        if (state := self.sink.load_checkpoint(job.cohort_id)) is not None:
+            self.cohort.load_state_dict(_load(state))
+        # Labels so far, across resumes: the stored points up to the state resumed from
+        # (points past it, logged before a crash or with a checkpoint file lost, are
+        # evaluated again and would be counted twice).
+        stored = self.sink.run_points(self.run_ids)
+        self.curves = {
+            i: [p for p in ps if p.step <= self.cohort.last_eval] for i, ps in stored.items()
+        }
+        self.buffer: list[MetricPoint] = []
+        self.diverged: list[int] = []
+        now = time.monotonic()
+        self.flushed, self.saved, self.flushed_step = now, now, self.cohort.step
+
+    def run(self) -> None:
+        if self.cohort.train(self.on_metrics, should_stop=self.tick):
+            self.flush()
+            self.sink.finish_cohort(self.job.cohort_id, self.worker.id)
+        else:
+            self.save()
+            self.sink.release_cohort(self.job.cohort_id, self.worker.id)
+
+    def on_metrics(self, rows) -> None:
+        for row in rows:
+            point = MetricPoint(self.run_ids[row.run], row.step, row.values)
+            self.buffer.append(point)
+            if row.diverged:
+                self.diverged.append(point.run_id)
+            else:
+                self.curves[point.run_id].append(point)
+
+    def tick(self) -> bool:
+        now = time.monotonic()
+        if now - self.saved >= CHECKPOINT_S:
+            self.save()
+        elif now - self.flushed >= FLUSH_S:
+            self.flush()
+        return self.worker.stopping
+
+    def flush(self) -> None:
+        now, step = time.monotonic(), self.cohort.step
+        elapsed = now - self.flushed
+        rate = (step - self.flushed_step) / elapsed if elapsed > 0.5 else None
+        changed = {p.run_id for p in self.buffer}
+        labels = {i: info for i in changed if (info := dynamics(self.curves[i]))}
+        self.sink.write_progress(self.job.cohort_id, self.worker.id, step, self.buffer, rate,
+                                 labels, self.diverged)  # fmt: skip
+        self.buffer, self.diverged = [], []
+        if rate is not None:
+            self.flushed, self.flushed_step = now, step
+
+    def save(self) -> None:
+        # Points first, state second: a checkpoint never gets ahead of the stored
+        # points. Dying in between resumes from the older state and re-logs.
+        import torch
+
+        self.flush()
+        data = io.BytesIO()
+        torch.save(self.cohort.state_dict(), data)
+        self.sink.save_checkpoint(self.job.cohort_id, self.worker.id, data.getvalue())
+        self.saved = time.monotonic()
+
+
+def _load(data: bytes) -> dict:
+    """A saved state, read with torch's safe loader: tensors, numbers, lists, dicts."""
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m grokterm.worker`: one worker process of the local pool."""
+    parser = argparse.ArgumentParser(prog="python -m grokterm.worker")
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--sweep", type=int, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log", help="where this worker's output goes (shown to users)")
+    args = parser.parse_args(argv)
+
+    from grokterm.experiment.trainer import configure_torch
+
+    configure_torch(args.threads)
+    worker = Worker(Store(args.db), lambda: Store(args.db), args.sweep, args.device, args.log)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.work()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
