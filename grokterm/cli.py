@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", default="paper", help="with a preset file: the scale whose sweep to show"
     )
     show.add_argument(
+        "--metric", help="the series to plot: averaged in a final plot, beside accuracy in a "
+        "curves plot (default: the preset's; val_acc or norm)",
+    )  # fmt: skip
+    show.add_argument(
         "--with",
         dest="pool",
         action="append",
@@ -252,6 +256,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from grokterm.figures import claims_table
     from grokterm.presets import PresetError
     from grokterm.report import ReportError, report, stored_preset
+    from grokterm.series import unknown as unknown_series
 
     store = _open_store(args.db)
     size = (args.width or min(shutil.get_terminal_size().columns, 120), args.height)
@@ -270,12 +275,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         except (PresetError, ReportError) as err:
             raise UsageError(str(err)) from None
     pooled = [_pick_sweep(store, ref, "--with") for ref in args.pool]
+    if args.metric and (problem := unknown_series(args.metric)):
+        raise UsageError(f"--metric: {problem}")
     try:
-        shown = report(store, preset, sweep, pooled, size)
+        shown = report(store, preset, sweep, pooled, size, args.metric)
     except ReportError as err:
         raise UsageError(str(err)) from None
     console = Console()
-    for line in ([shown.title] if shown.title else []) + shown.notes:
+    if shown.title:
+        console.print(shown.title)
+    for line in shown.notes:
         console.print(line, soft_wrap=True)
     console.print(Text.from_ansi(shown.figure), soft_wrap=True)
     if shown.claims:

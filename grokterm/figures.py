@@ -32,7 +32,7 @@ def draw(
     _start(*size)
     kind = plot["kind"]
     if kind == "curves":
-        _curves(runs, curves, size)
+        _curves(runs, curves, size, plot.get("metric", "norm"))
     elif kind == "final":
         _final(plot, runs)
     elif kind == "capacity":
@@ -110,18 +110,14 @@ def _downsample(xs: list, ys: list, points: int) -> tuple[list, list]:
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-def _curves(runs, curves, size) -> None:
+def _curves(runs, curves, size, metric: str) -> None:
+    """Accuracy on the left; on the right the parameter norm, or another series."""
     shown = [r for r in runs if curves.get(r.id)][:MAX_CURVES]
     plt.subplots(1, 2)
     width = size[0] // 2
-    top = 1.0
-    for col, (title, keys) in enumerate(
-        [
-            ("accuracy (train -, validation .)", ("train_acc", "val_acc")),
-            ("parameter norm", ("norm",)),
-        ],
-        1,
-    ):
+    panels = [("accuracy (train -, validation .)", ("train_acc", "val_acc")),
+              (SERIES[metric].label, (metric,))]  # fmt: skip
+    for col, (title, keys) in enumerate(panels, 1):
         plt.subplot(1, col)
         plt.title(title)
         plt.xlabel("step")
@@ -138,8 +134,8 @@ def _curves(runs, curves, size) -> None:
         if shown:
             steps = [m.step for r in shown for m in curves[r.id] if m.step > 0]
             _log_ticks(math.log10(min(steps)), math.log10(max(steps)))
-        if col == 1:
-            plt.ylim(0, top)
+        if col == 1 or SERIES[metric].is_accuracy:
+            plt.ylim(0, 1)
 
 
 def _so_far(runs) -> tuple[list[dict], str]:

@@ -41,11 +41,12 @@ def stored_preset(sweep: Sweep) -> Preset:
 
 def report(
     store: Store, preset: Preset, sweep: Sweep | None, pooled: Sequence[Sweep] = (),
-    size: tuple[int, int] = (100, 24),
+    size: tuple[int, int] = (100, 24), metric: str | None = None,
 ) -> Report:  # fmt: skip
     """The figure and claims of a preset: on its sweep, or for a view (fig 1) on the
     sweeps it is drawn from; each with the runs of the pooled sweeps that train the
-    same settings."""
+    same settings. `metric` (a series) replaces the plot's: the averaged value of a
+    final plot, the right-hand panel of a curves plot."""
     if preset.is_view:
         return _view(store, preset, pooled, size)
     if sweep is None:
@@ -56,7 +57,7 @@ def report(
     )
     runs, notes = pool_runs(store, sweep, store.runs(sweep.id), pooled)
     curves = store.run_points([r.id for r in runs]) if preset.plot["kind"] == "curves" else {}
-    figure = draw(preset.plot, runs, curves, size)
+    figure = draw(preset.plot | ({"metric": metric} if metric else {}), runs, curves, size)
     return Report(title, figure, check_claims(preset.claims, runs), notes)
 
 

@@ -59,6 +59,47 @@ def popen_grokterm(*args: str, cwd: Path, env: dict | None = None) -> subprocess
     )  # fmt: skip
 
 
+# Appended to a patch's source in a sitecustomize.py: it calls patch(module) right after
+# the module is first imported, so a process that never imports it pays nothing.
+PATCH_ON_IMPORT = """
+
+import importlib.util as _util
+import sys as _sys
+
+
+class _PatchOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name != MODULE:
+            return None
+        _sys.meta_path.remove(self)
+        spec = _util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+_sys.meta_path.insert(0, _PatchOnImport())
+"""
+
+
+def patch_on_import(directory: Path, module: str, patch: str) -> dict:
+    """The env for grokterm(...) under which every process it starts (the CLI, its
+    workers) calls `patch(mod)` once `module` is imported: a fault or a probe injected
+    through a sitecustomize.py first on PYTHONPATH, the code under test untouched.
+    `patch` is the source of a function `patch(module)`."""
+    folder = directory / "inject"
+    folder.mkdir()
+    source = f"MODULE = {module!r}\n" + textwrap.dedent(patch) + PATCH_ON_IMPORT
+    (folder / "sitecustomize.py").write_text(source)
+    path = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path)}
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     return write_preset(tmp_path)

@@ -159,7 +159,6 @@ def test_memory_estimate_covers_what_backward_keeps(n_layers):
     # The GPU planner sizes cohorts by runner.run_bytes; it must not undercount the
     # activations autograd keeps for the backward pass (the full-sequence model).
     from grokterm.planning import run_bytes
-
     from grokterm.presets import RunSpec
 
     cfg = RunConfig(task="multitask", p=P, d=32, n_layers=n_layers, n_train=150, n_mem=150)

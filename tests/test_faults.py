@@ -4,11 +4,14 @@ duplicated."""
 
 import os
 import signal
-import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 from conftest import grokterm, popen_grokterm, write_preset
+
+from grokterm.series import CORE
+from grokterm.store import Store
 
 # Long enough to interrupt mid-cohort: each cohort trains for several seconds.
 SLOW = """
@@ -27,20 +30,30 @@ n_train = [150, 250]
 """
 
 
+def read(db, what):
+    """what(store), on a reader of the store opened for this one look."""
+    with closing(Store.reader(db)) as store:
+        return what(store)
+
+
 def curves(db) -> dict:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT r.key, m.step, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.norm"
-            " FROM metrics m JOIN runs r ON r.id = m.run_id ORDER BY r.key, m.step"
-        ).fetchall()
-        statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
-        labels = dict(conn.execute("SELECT key, label_info FROM runs").fetchall())
-    assert statuses == {"done"}
+    """Every stored metric point, by (run key, step): the five core series; and under
+    "labels" each run's label with the numbers behind it."""
+
+    def collect(store):
+        sweeps = [c.sweep.id for c in store.sweeps()]
+        return ([r for s in sweeps for r in store.runs(s)],
+                [p for s in sweeps for p in store.points(s)])  # fmt: skip
+
+    runs, points = read(db, collect)
+    assert {r.status for r in runs} == {"done"}
+    keys = {r.id: r.key for r in runs}
     out: dict = {}
-    for key, step, *values in rows:
-        assert (key, step) not in out
-        out[(key, step)] = tuple(values)
-    out["labels"] = labels  # from the whole curve, also across a resume
+    for point in points:
+        entry = (keys[point.run_id], point.step)
+        assert entry not in out
+        out[entry] = tuple(point.get(name) for name in CORE)
+    out["labels"] = {r.key: (r.label, r.info) for r in runs}  # whole curve, also across a resume
     return out
 
 
@@ -64,28 +77,34 @@ def wait_for(predicate, timeout=120):
     raise AssertionError("timed out waiting")
 
 
-def query(db, sql):
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:  # table not created yet
-        return []
+def started(directory):
+    """Whether `grokterm run` has stored its sweep and started workers (it makes their
+    log folder only then), so the store can be read."""
+    return (directory / "runs.db.logs").is_dir()
+
+
+def checkpointed_mid_cohort(store):
+    """Cohorts with a checkpoint behind them, still mid-cohort."""
+    return [c for c in store.cohorts(1) if c.checkpoint is not None and 300 <= c.step <= 1000]
+
+
+def victim_pid(store):
+    """A worker training a cohort that has a checkpoint behind it, still mid-cohort."""
+    cohorts = {c.id for c in checkpointed_mid_cohort(store)}
+    return next((w.pid for w in store.workers(1) if w.cohort_id in cohorts), None)
 
 
 def test_sigkill_of_a_worker_mid_cohort(tmp_path, uninterrupted):
     preset = write_preset(tmp_path, SLOW, "slow.toml")
     db = tmp_path / "runs.db"
     proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
-    # a worker with a checkpoint behind it, still mid-cohort
-    victim = wait_for(lambda: query(db, "SELECT w.pid, c.step FROM workers w JOIN cohorts c"
-                                        " ON c.id = w.cohort_id WHERE c.checkpoint IS NOT NULL"
-                                        " AND c.step BETWEEN 300 AND 1000 LIMIT 1"))  # fmt: skip
-    os.kill(victim[0][0], signal.SIGKILL)
+    wait_for(lambda: started(tmp_path))
+    os.kill(wait_for(lambda: read(db, victim_pid)), signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert curves(db) == uninterrupted
-    workers = query(db, "SELECT COUNT(*) FROM workers")[0][0]
-    assert workers >= 3  # a replacement worker took the orphaned cohort over
+    workers = read(db, lambda store: store.workers(1))
+    assert len(workers) >= 3  # a replacement worker took the orphaned cohort over
 
 
 @pytest.mark.parametrize("lose_checkpoints", [False, True])
@@ -96,16 +115,17 @@ def test_ctrl_c_then_run_again_resumes(tmp_path, uninterrupted, lose_checkpoints
     preset = write_preset(tmp_path, SLOW, "slow.toml")
     db = tmp_path / "runs.db"
     proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
-    wait_for(lambda: query(db, "SELECT 1 FROM cohorts WHERE step BETWEEN 300 AND 1000"
-                               " AND checkpoint IS NOT NULL"))  # fmt: skip
+    wait_for(lambda: started(tmp_path))
+    wait_for(lambda: read(db, checkpointed_mid_cohort))
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "Run the same command again to resume sweep 1" in out
     # every worker handed its cohort back after a checkpoint
-    assert query(db, "SELECT COUNT(*) FROM cohorts WHERE status = 'running'")[0][0] == 0
-    assert query(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0] == 0
-    steps = [s for (s,) in query(db, "SELECT step FROM cohorts")]
+    cohorts, runs = read(db, lambda store: (store.cohorts(1), store.runs(1)))
+    assert [c for c in cohorts if c.status == "running"] == []
+    assert [r for r in runs if r.status == "running"] == []
+    steps = [c.step for c in cohorts]
     assert any(0 < s < 1500 for s in steps)
     if lose_checkpoints:
         files = list((tmp_path / "runs.db.checkpoints").glob("*.pt"))

@@ -39,6 +39,9 @@ def test_scale_overrides_run_fields_grid_and_seeds(tmp_path):
         ('kind = "final"\nop = "=="\nvalue = 0.5', "claims[0].op: expected one of >=, <=, >, <, got '=='"),
         ('kind = "vibes"', "claims[0].kind: expected one of label, final,"),
         ('kind = "label"\nlabel = "grokking"\nwhere = 3', "claims[0].where: expected a table"),
+        ('kind = "final"\nop = ">="\nvalue = 0.5\nmetric = "val_los"',
+         "claims[0].metric: expected one of the series train_loss, train_acc, val_loss, val_acc,"),
+        ('kind = "label"\nlabel = "grokking"\nwher = {d = 8}', "claims[0].wher: unknown key;"),
     ],
 )  # fmt: skip
 def test_a_claim_that_cannot_be_checked_is_a_preset_error(tmp_path, claim, message):
@@ -183,3 +186,18 @@ def test_fig1_is_a_view_and_run_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert "drawn from the fig3 and fig4 sweeps; run those" in result.stderr
     assert not (tmp_path / "runs.db").exists()
+
+
+def test_a_claim_or_plot_naming_an_unknown_series_stops_show_with_one_line(tmp_path, finished_db):
+    """Before, `show` died with a KeyError traceback (and the app's Figure tab crashed)."""
+    shutil.copy(finished_db, tmp_path / "runs.db")
+    for extra, key in [('\n[[claims]]\nkind = "final"\nop = ">="\nvalue = 0.5\nmetric = "val_los"\n',
+                        "claims[0].metric"),
+                       ('\n[plot]\nkind = "final"\nx = "n_train"\nmetric = "val_los"\n', "plot.metric")]:  # fmt: skip
+        path = write_preset(tmp_path, TINY + extra)
+        result = grokterm("show", str(path), "--scale", "quick", cwd=tmp_path)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.strip().splitlines() == [
+            f"grokterm: {path}: {key}: expected one of the series train_loss, train_acc, "
+            "val_loss, val_acc, norm, train_add_acc, train_mem_acc, got 'val_los'"
+        ]

@@ -2,7 +2,6 @@
 
 import csv
 import io
-import sqlite3
 
 from conftest import grokterm
 
@@ -68,9 +67,8 @@ def test_finished_sweep_is_not_retrained_and_fresh_makes_a_new_one(tmp_path, tin
     assert "resuming sweep 1: 2 of 2 runs finished" in edited.stdout, edited.stdout
     fresh = grokterm("run", str(tiny), "--scale", "quick", "--fresh", cwd=tmp_path)
     assert "sweep 2: tiny (quick)" in fresh.stdout
-    with sqlite3.connect(tmp_path / "runs.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM sweeps").fetchone() == (2,)
-        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone() == (4,)
+    store = Store.reader(tmp_path / "runs.db")
+    assert [c.runs for c in store.sweeps()] == [2, 2]
 
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, tiny):
@@ -107,9 +105,8 @@ def test_export_and_ls_errors_are_one_line(tmp_path):
 
 
 def test_estimate_lays_cohorts_on_workers_and_pads_to_the_largest_run():
-    from grokterm.planning import estimate_seconds
-
     from grokterm.config import RunConfig
+    from grokterm.planning import estimate_seconds
     from grokterm.presets import RunSpec
 
     def spec(n, d=64):
@@ -125,9 +122,8 @@ def test_estimate_lays_cohorts_on_workers_and_pads_to_the_largest_run():
 
 
 def test_cpu_plan_balances_workers_and_gpu_plan_batches():
-    from grokterm.planning import estimate_seconds, plan
-
     from grokterm.config import RunConfig
+    from grokterm.planning import estimate_seconds, plan
     from grokterm.presets import RunSpec
 
     # Fig 3 quick's shape: three model sizes (no shared program) of four runs each.
@@ -150,7 +146,6 @@ def test_cpu_plan_balances_workers_and_gpu_plan_batches():
 def test_gpu_plan_keeps_each_cohort_within_a_workers_memory():
     from grokterm.devices import GPU_MEMORY_SHARE
     from grokterm.planning import cohort_bytes, memory_warnings, plan
-
     from grokterm.presets import load_preset
 
     # Fig 8 at paper scale: all 12 runs of the 8-layer d = 1024 rung share one program,

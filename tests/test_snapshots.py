@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from synth import make_sweep
+from test_app import settle
 
 from grokterm.tui.app import GroktermApp
 
@@ -26,12 +27,7 @@ def app(tmp_path, monkeypatch):
 async def _settle(pilot):
     """Wait until the reads the last key started have come back and been drawn;
     a fixed pause is not enough on a loaded CI machine."""
-    await pilot.pause(0.5)
-    for _ in range(200):
-        if not any(w.is_running for w in pilot.app.workers):
-            break
-        await pilot.pause(0.05)
-    await pilot.pause(0.3)
+    await settle(pilot, 2)
     await pilot.wait_for_scheduled_animations()
 
 
@@ -54,7 +50,7 @@ def test_sweeps_screen(app, snap_compare):
 def test_sweep_runs(app, snap_compare):
     async def open_sweep(pilot):
         await pilot.press("escape")
-        await pilot.pause(0.5)
+        await settle(pilot)
         await pilot.press("enter")
         await _settle(pilot)
 
@@ -64,9 +60,9 @@ def test_sweep_runs(app, snap_compare):
 def test_sweep_phase_map(app, snap_compare):
     async def phase(pilot):
         await pilot.press("escape")
-        await pilot.pause(0.5)
+        await settle(pilot)
         await pilot.press("enter")
-        await pilot.pause(1.0)
+        await settle(pilot)
         await pilot.press("3", "down", "right")
         await _settle(pilot)
 
@@ -76,9 +72,9 @@ def test_sweep_phase_map(app, snap_compare):
 def test_sweep_curves_of_a_cell(app, snap_compare):
     async def curves(pilot):
         await pilot.press("escape")
-        await pilot.pause(0.5)
+        await settle(pilot)
         await pilot.press("enter")
-        await pilot.pause(1.0)
+        await settle(pilot)
         await pilot.press("3", "down", "down", "right", "enter")
         await _settle(pilot)
 
@@ -88,9 +84,9 @@ def test_sweep_curves_of_a_cell(app, snap_compare):
 def test_sweep_figure(app, snap_compare):
     async def figure(pilot):
         await pilot.press("escape")
-        await pilot.pause(0.5)
+        await settle(pilot)
         await pilot.press("enter")
-        await pilot.pause(1.0)
+        await settle(pilot)
         await pilot.press("4")
         await _settle(pilot)
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from grokterm.devices import WorkerSlot
@@ -54,7 +55,7 @@ class LocalPool:
         dead = [i for i, p in enumerate(self.procs) if p is not None and p.poll() is not None]
         if not dead:
             return
-        with Store.reader(self.db) as store:
+        with closing(Store.reader(self.db)) as store:
             finished = store.sweep_finished(self.sweep_id)
         for i in dead:
             if finished or self.respawns[i] >= self.MAX_RESPAWNS:

@@ -1,21 +1,29 @@
 """grokterm's Textual app: presets, sweeps, and a live view of one sweep.
 
-Training happens in worker processes the app starts (grokterm.runner); they keep
-going when the app quits or the SSH connection drops. The app itself never imports
-torch, so it opens in well under a second."""
+Two modes, one screen instance each: presets and sweeps; a sweep (or a figure drawn
+from other sweeps) is pushed on top of the mode it was opened from, and replaces a
+sweep already open there, so the stack stays short. Training happens in worker
+processes started through the sweep service; they keep going when the app quits or
+the SSH connection drops. Every read runs in a thread worker on a connection of its
+own, and a failed thread worker becomes a notification. The app never imports torch."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from functools import partial
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.worker import Worker, WorkerState
 
-from grokterm.runner import Pool, plan_on, prepare_sweep, stop_sweep, worker_slots
+from grokterm import sweeps
+from grokterm.backends import Backend
 from grokterm.store import Store
 from grokterm.tui.screens.dialogs import HelpScreen, QuitScreen
+from grokterm.tui.screens.figure import FigureScreen
 from grokterm.tui.screens.presets import PresetsScreen
 from grokterm.tui.screens.sweep import SweepScreen
 from grokterm.tui.screens.sweeps import SweepsScreen
@@ -30,21 +38,24 @@ class Actions(Provider):
         commands = [("Presets: pick and launch", app.action_presets),
                     ("Sweeps: list, open, resume, stop", app.action_sweeps),
                     ("Help: keys", app.action_help)]  # fmt: skip
-        for sweep in app.store.sweeps()[-20:]:
-            commands.append((f"Open sweep {sweep['id']}: {sweep['name']} ({sweep['scale']})",
-                             partial(app.open_sweep, sweep["id"])))  # fmt: skip
+        with app.reader() as store:
+            listed = store.sweeps()[-20:]
+        for c in listed:
+            s = c.sweep
             commands.append(
-                (f"Export sweep {sweep['id']} to CSV", partial(app.export_sweep, sweep["id"]))
+                (f"Open sweep {s.id}: {s.name} ({s.scale})", partial(app.open_sweep, s.id))
             )
+            commands.append((f"Export sweep {s.id} to CSV", partial(app.export_sweep, s.id)))
         for text, action in commands:
             if (score := matcher.match(text)) > 0:
                 yield Hit(score, matcher.highlight(text), action)
 
 
 class GroktermApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", "screens/sweep.tcss", "screens/dialogs.tcss"]
     TITLE = "grokterm"
     COMMANDS = App.COMMANDS | {Actions}
+    MODES = {"presets": PresetsScreen, "sweeps": SweepsScreen}
     BINDINGS = [
         Binding("p", "presets", "presets"),
         Binding("w", "sweeps", "sweeps"),
@@ -55,68 +66,102 @@ class GroktermApp(App):
     def __init__(self, db: str | Path = "runs.db", presets: str | Path = "presets",
                  device: str = "auto", workers: int | None = None):  # fmt: skip
         super().__init__()
-        self.store = Store(db)
+        self.db = Path(db)
+        self.store = Store(self.db)  # the UI thread's own, for launching and stopping
         self.presets_dir = Path(presets)
         self.device, self.n_workers = device, workers
-        self.pools: dict[int, Pool] = {}  # workers this app started, by sweep
+        self.pools: dict[int, Backend] = {}  # workers this app started, by sweep
 
     def on_mount(self) -> None:
-        self.push_screen(SweepsScreen())
-        self.push_screen(PresetsScreen(self.presets_dir, len(self._slots())))
+        self.switch_mode("presets")
 
-    def _slots(self):
-        return worker_slots(self.device, self.n_workers)
+    @contextmanager
+    def reader(self) -> Iterator[Store]:
+        """A read-only connection for the calling thread, closed after use."""
+        with closing(Store.reader(self.db)) as store:
+            yield store
+
+    def slots(self):
+        return sweeps.slots(self.device, self.n_workers)
+
+    def in_thread(self, work, name: str, group: str) -> Worker:
+        """Run a read in a thread worker of the app's (the newest of its group wins), so
+        that one handler below sees every failure."""
+        return self.run_worker(work, name=name, group=group, thread=True, exclusive=True,
+                               exit_on_error=False)  # fmt: skip
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A thread worker that raised: say so, and keep the app running."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.name or 'a read'} failed: {type(error).__name__}: {error}",
+                        severity="error", timeout=10)  # fmt: skip
 
     # -- actions used by the screens and the command palette --------------------------
 
     def launch(self, preset, scale: str) -> None:
-        at = preset.at_scale(scale)
-        if at.plot["kind"] == "zones":
-            self.notify(
-                f"{preset.name} is drawn from the {' and '.join(at.plot['sources'])} sweeps; launch those"
-            )
+        if preset.at_scale(scale).is_view:
+            self._open(FigureScreen(preset.at_scale(scale)))
             return
-        slots = self._slots()
-        cohorts, warnings = plan_on(at.expand(), slots)
-        for line in warnings[:1]:
+        try:
+            plan = sweeps.plan_sweep(preset, scale, self.device, self.n_workers)
+        except sweeps.SweepError as err:
+            self.notify(str(err), severity="error")
+            return
+        for line in plan.warnings[:1]:
             self.notify(line, severity="warning")
-        sweep, created = prepare_sweep(self.store, at, scale, cohorts)
+        sweep, created = sweeps.open_sweep(self.store, plan)
         self.notify(
-            f"{'started' if created else 'resuming'} sweep {sweep['id']}: {preset.name} ({scale})"
+            f"{'started' if created else 'resuming'} sweep {sweep.id}: {preset.name} ({scale})"
         )
-        self.resume_sweep(sweep["id"])
+        self.resume_sweep(sweep.id)
 
     def resume_sweep(self, sweep_id: int) -> None:
+        pool = self.pools.get(sweep_id)
         if self.store.sweep_finished(sweep_id):
             self.notify(f"sweep {sweep_id} is finished")
-        elif sweep_id not in self.pools or not self.pools[sweep_id].alive():
-            pool = Pool(self.store, sweep_id, self._slots())
-            pool.start()
-            self.pools[sweep_id] = pool
+        elif pool is None or not pool.alive():
+            try:
+                self.pools[sweep_id] = sweeps.start(self.db, sweep_id, self.slots())
+            except sweeps.SweepError as err:
+                self.notify(str(err), severity="error")
         self.open_sweep(sweep_id)
 
     def stop_sweep(self, sweep_id: int) -> None:
-        asked = stop_sweep(self.store, sweep_id)
+        asked = sweeps.stop(self.store, sweep_id)
         self.notify(f"asked {asked} worker(s) of sweep {sweep_id} to checkpoint and stop")
 
     def open_sweep(self, sweep_id: int) -> None:
-        self.push_screen(SweepScreen(sweep_id))
+        self._open(SweepScreen(sweep_id))
+
+    def _open(self, screen) -> None:
+        """Push a sweep or figure screen, replacing one already open in this mode."""
+        if isinstance(self.screen, (SweepScreen, FigureScreen)):
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
 
     def export_sweep(self, sweep_id: int) -> Path:
         from grokterm.export import export_runs
 
         sweep = self.store.sweep(sweep_id)
-        path = Path(f"{sweep['name']}-sweep{sweep_id}.csv").resolve()
+        path = Path(f"{sweep.name}-sweep{sweep_id}.csv").resolve()
         with open(path, "w", newline="") as out:
             export_runs(self.store, sweep, out)
         self.notify(f"exported sweep {sweep_id} to {path}")
         return path
 
+    def _show_mode(self, mode: str) -> None:
+        """A mode's own screen: the list, not a sweep left open on top of it."""
+        self.switch_mode(mode)
+        if isinstance(self.screen, (SweepScreen, FigureScreen)):
+            self.pop_screen()
+
     def action_presets(self) -> None:
-        self.push_screen(PresetsScreen(self.presets_dir, len(self._slots())))
+        self._show_mode("presets")
 
     def action_sweeps(self) -> None:
-        self.push_screen(SweepsScreen())
+        self._show_mode("sweeps")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -19,7 +19,8 @@ KEYS = """\
 [b]sweep[/b]
   1 runs  2 curves  3 phase map  4 figure and claims
   enter on a run or a phase-map cell: its curves
-  g  log / linear step      s  sort runs     /  filter runs
+  g  log / linear step      m  series beside accuracy
+  s  sort runs              /  filter runs
   e  export CSV             escape  back
 """
 

@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from grokterm.planning import estimate_seconds, plan
 from grokterm.presets import Preset, PresetError, load_preset
-from grokterm.runner import estimate_seconds, plan
 
 
 def find_presets(directory: Path) -> tuple[list[Preset], list[str]]:
@@ -27,14 +27,23 @@ def find_presets(directory: Path) -> tuple[list[Preset], list[str]]:
 
 
 class PresetsScreen(Screen):
-    BINDINGS = [Binding("l", "launch", "launch"), Binding("escape", "app.pop_screen", "back")]
+    BINDINGS = [Binding("l", "launch", "launch"), Binding("escape", "app.sweeps", "sweeps")]
 
-    def __init__(self, directory: Path, workers: int):
+    def __init__(self):
         super().__init__()
-        self.presets, self.errors = find_presets(directory)
-        self.n_workers = workers
+        self.presets: list[Preset] = []
+        self.errors: list[str] = []
+        self.n_workers = 1
+
+    def _load(self) -> None:
+        self.presets, self.errors = find_presets(self.app.presets_dir)
+        try:
+            self.n_workers = len(self.app.slots())
+        except ValueError as err:  # a bad --device: said once here, and again on launch
+            self.errors.append(str(err))
 
     def compose(self) -> ComposeResult:
+        self._load()  # the app's preset folder and workers are known once mounted
         yield Header()
         with Horizontal():
             yield OptionList(
@@ -74,9 +83,9 @@ class PresetsScreen(Screen):
         lines = [f"[b]{preset.title}[/b]", f"figure {preset.figure}   file {preset.path}", ""]
         for scale in preset.scale_names:
             at = preset.at_scale(scale)
-            if at.plot["kind"] == "zones":
+            if at.is_view:
                 lines.append(
-                    f"{scale:>6}: drawn from the {' and '.join(at.plot['sources'])} sweeps"
+                    f"{scale:>6}: drawn from the {' and '.join(at.sources)} sweeps (l shows it)"
                 )
                 continue
             specs = at.expand()

@@ -1,8 +1,10 @@
 """One sweep, live: progress and workers, the run table, curves of the selected
 runs, the phase map, and the paper's figure with its claims.
 
-A timer starts a thread worker that reads what changed (tui.data.read_sweep) and
-posts it as a message; the handler updates the widgets on the UI thread."""
+While the screen is shown, a timer starts a thread worker that reads what changed
+(tui.data.read_sweep) on its own connection and posts it as a message; the handler
+updates the widgets on the UI thread. The selection, the sort column and log step are
+reactive state: their watchers redraw what depends on them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import (
     DataTable,
     Footer,
@@ -24,8 +28,13 @@ from textual.widgets import (
     TabPane,
 )  # fmt: skip
 
+from grokterm.records import Run, Worker
+from grokterm.report import report, stored_preset
+from grokterm.series import label as series_label
+from grokterm.series import names as series_names
 from grokterm.tui.data import SweepState, read_sweep
 from grokterm.tui.widgets.curves import Curves
+from grokterm.tui.widgets.figure import FigureView
 from grokterm.tui.widgets.phase_map import PhaseMap
 
 RUN_COLUMNS = ("key", "status", "step", "train", "val", "norm", "label")
@@ -39,11 +48,17 @@ class SweepScreen(Screen):
         Binding("3", "tab('phase')", "phase map"),
         Binding("4", "tab('figure')", "figure"),
         Binding("g", "toggle_log", "log step"),
+        Binding("m", "next_metric", "series"),
         Binding("e", "export", "export CSV"),
         Binding("s", "sort", "sort"),
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("escape", "app.pop_screen", "back"),
     ]
+
+    selected: reactive[tuple[int, ...]] = reactive((), init=False)  # runs whose curves are drawn
+    sort_column: reactive[int] = reactive(0, init=False)  # index into RUN_COLUMNS
+    log_step: reactive[bool] = reactive(True, init=False)  # curves against log10 step
+    metric: reactive[str] = reactive("norm", init=False)  # beside accuracy in the curves
 
     class Updated(Message):
         def __init__(self, state: SweepState, seconds: float):
@@ -56,8 +71,9 @@ class SweepScreen(Screen):
         self.state: SweepState | None = None
         self.table_rows: dict[str, tuple] = {}  # run id -> the cells shown, in table order
         self.cursor_rowid = 0
-        self.selected: list[int] = []
-        self.sort_column = 0
+        self.selection_title = ""
+        self.timer: Timer | None = None
+        self.reads = 0  # polls made: a hidden screen makes none
         self.last_refresh_ms = 0.0
 
     def compose(self) -> ComposeResult:
@@ -76,8 +92,8 @@ class SweepScreen(Screen):
             with TabPane("Phase map", id="phase"), VerticalScroll():
                 yield PhaseMap(id="phase-map")
                 yield Curves(id="cell-curves")  # the cell under the cursor
-            with TabPane("Figure", id="figure"), VerticalScroll(id="figure-scroll"):
-                yield Static(id="figure-view")
+            with TabPane("Figure", id="figure"):
+                yield FigureView(id="figure-scroll")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -86,27 +102,35 @@ class SweepScreen(Screen):
         for col in RUN_COLUMNS:
             table.add_column(col, key=col)
         table.focus()  # arrows and Enter pick a run at once; "/" goes to the filter
-        self.poll()
-        self.set_interval(POLL_S, self.poll)
 
-    # -- polling ----------------------------------------------------------------------
+    # -- polling, only while shown -------------------------------------------------------
+
+    def on_screen_resume(self) -> None:
+        if self.timer is None:
+            self.timer = self.set_interval(POLL_S, self.poll)
+        self.timer.resume()
+        self.poll()
+
+    def on_screen_suspend(self) -> None:
+        if self.timer is not None:
+            self.timer.pause()
 
     def poll(self) -> None:
-        self.run_worker(self._read, thread=True, exclusive=True, group="poll")
+        self.reads += 1
+        self.app.in_thread(self._read, "reading the sweep", f"poll-{id(self)}")
 
     def _read(self) -> None:
         start = time.perf_counter()
-        state = read_sweep(self.app.store, self.sweep_id, self.selected, self.cursor_rowid)
+        with self.app.reader() as store:
+            state = read_sweep(store, self.sweep_id, self.selected, self.cursor_rowid)
         self.post_message(self.Updated(state, time.perf_counter() - start))
 
     def on_sweep_screen_updated(self, message: Updated) -> None:
         start = time.perf_counter()
         state = self.state = message.state
         p = state.progress
-        self.sub_title = (
-            f"sweep {state.sweep['id']}: {state.sweep['name']} ({state.sweep['scale']})"
-        )
-        self.query_one(ProgressBar).update(total=max(p["runs"], 1), progress=p["finished"])
+        self.sub_title = f"sweep {state.sweep.id}: {state.sweep.name} ({state.sweep.scale})"
+        self.query_one(ProgressBar).update(total=max(p.runs, 1), progress=p.finished)
         self.query_one("#workers", Static).update(self._workers_line(state))
         self._fill_table(state.runs)
         self.query_one(PhaseMap).update_runs(state.runs)
@@ -115,36 +139,23 @@ class SweepScreen(Screen):
         if state.run_ids == self.selected and state.since_rowid == self.cursor_rowid:
             self.cursor_rowid = state.last_rowid
             for curves in self.query(Curves):
-                curves.add_rows(state.new_metrics)
+                curves.add_points(state.new_points)
         self.last_refresh_ms = (time.perf_counter() - start + message.seconds) * 1000
 
     def _workers_line(self, state: SweepState) -> str:
         p = state.progress
-        head = f"{p['finished']} of {p['runs']} runs finished, {p['diverged']} diverged"
-        now = time.time()
-        lines = [head]
-        for w in state.workers:
-            rate = f"{w['steps_per_sec']:.0f} steps/s" if w["steps_per_sec"] else ""
-            where = (
-                f"cohort {w['cohort_id']} step {w['step']}/{w['cohort_steps']}"
-                if w["cohort_id"]
-                else "waiting"
-            )
-            lines.append(
-                f"worker {w['id']} {w['device']}: {where} {rate} (heartbeat {now - w['heartbeat']:.0f}s ago)"
-            )
-        return "\n".join(lines)
+        head = f"{p.finished} of {p.runs} runs finished, {p.diverged} diverged"
+        head += f", {p.failed} failed" if p.failed else ""
+        return "\n".join([head, *(_worker_line(w) for w in state.workers)])
 
-    def _fill_table(self, runs: list[dict]) -> None:
+    def _fill_table(self, runs: list[Run]) -> None:
         """Rebuild the table only when its rows or their order change; otherwise
         update the cells that changed (a 660-run rebuild costs ~75 ms a poll)."""
         table = self.query_one("#run-table", DataTable)
         text = self.query_one("#filter", Input).value.strip().lower()
-        shown = [
-            r for r in runs if not text or text in f"{r['key']} {r['status']} {r['label']}".lower()
-        ]
+        shown = [r for r in runs if not text or text in f"{r.key} {r.status} {r.label}".lower()]
         shown.sort(key=lambda r: _sort_key(r, RUN_COLUMNS[self.sort_column]))
-        rows = {str(r["id"]): _cells(r) for r in shown}
+        rows = {str(r.id): _cells(r) for r in shown}
         if list(rows) == list(self.table_rows):
             for key, cells in rows.items():
                 for col, old, new in zip(RUN_COLUMNS, self.table_rows[key], cells):
@@ -164,8 +175,8 @@ class SweepScreen(Screen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         run_id = int(event.row_key.value)
-        run = next(r for r in self.state.runs if r["id"] == run_id)
-        self.show_curves([run_id], run["key"])
+        run = next(r for r in self.state.runs if r.id == run_id)
+        self.show_curves([run_id], run.key)
 
     def on_phase_map_cell_highlighted(self, event: PhaseMap.CellHighlighted) -> None:
         self.select_runs(event.run_ids, event.title)
@@ -174,13 +185,15 @@ class SweepScreen(Screen):
         self.show_curves(event.run_ids, event.title)
 
     def select_runs(self, run_ids: list[int], title: str) -> None:
-        """The runs whose curves both curve views draw; their rows are read anew."""
-        names = {r["id"]: r["key"] for r in self.state.runs if r["id"] in run_ids}
-        if list(names) == self.selected:
-            return
-        self.selected = list(names)
+        """The runs whose curves both curve views draw."""
+        self.selection_title = title
+        self.selected = tuple(r.id for r in self.state.runs if r.id in run_ids)
+
+    def watch_selected(self, selected: tuple[int, ...]) -> None:
+        """A new selection: its points are read anew from the first."""
+        names = {r.id: r.key for r in self.state.runs if r.id in selected}
         self.cursor_rowid = 0
-        self.query_one("#curves-title", Static).update(f"curves: {title}")
+        self.query_one("#curves-title", Static).update(f"curves: {self.selection_title}")
         for curves in self.query(Curves):
             curves.show_runs(names)
         self.poll()
@@ -196,31 +209,12 @@ class SweepScreen(Screen):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "figure":
-            self.run_worker(self._draw_figure, thread=True, exclusive=True, group="figure")
+            self.query_one(FigureView).draw(self._report)
 
-    def _draw_figure(self) -> None:
-        from rich.console import Group
-        from rich.text import Text
-
-        from grokterm.claims import check_claims
-        from grokterm.figures import claims_table, draw
-        from grokterm.presets import PresetError, parse_preset, tomllib
-
-        store, sweep = self.app.store, self.app.store.sweep(self.sweep_id)
-        view = self.query_one("#figure-view", Static)
-        try:
-            preset = parse_preset(tomllib.loads(sweep["toml"]), sweep["preset_path"], sweep["toml"])
-        except (PresetError, tomllib.TOMLDecodeError) as e:  # a store from another version
-            self.app.call_from_thread(view.update, f"cannot read this sweep's preset: {e}")
-            return
-        runs = store.runs(self.sweep_id)
-        curves = (
-            store.run_curves([r["id"] for r in runs][:8]) if preset.plot["kind"] == "curves" else {}
-        )
-        width, height = max(self.size.width - 4, 40), min(max(self.size.height - 7, 10), 30)
-        figure = Text.from_ansi(draw(preset.plot, runs, curves, (width, height)))
-        body = Group(figure, claims_table(check_claims(preset.claims, runs)))
-        self.app.call_from_thread(view.update, body)
+    def _report(self, store, size):
+        """The sweep's figure and claims, as `grokterm show` gives them (in a thread)."""
+        sweep = store.sweep(self.sweep_id)
+        return report(store, stored_preset(sweep), sweep, (), size)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -230,12 +224,36 @@ class SweepScreen(Screen):
         self.query_one(focus).focus()
 
     def action_toggle_log(self) -> None:
+        self.log_step = not self.log_step
+
+    def watch_log_step(self, log_step: bool) -> None:
         for curves in self.query(Curves):
-            curves.toggle_log()
+            curves.set_log_step(log_step)
+
+    def action_next_metric(self) -> None:
+        """The next series beside accuracy, of those this sweep logs (norm, losses, per task)."""
+        logged = (
+            {k for r in self.state.runs for k, v in r.final.items() if v is not None}
+            if self.state
+            else set()
+        )
+        names = [
+            n
+            for n in series_names()
+            if n not in ("train_acc", "val_acc") and (n in logged or n == "norm")
+        ]
+        self.metric = names[(names.index(self.metric) + 1) % len(names)]
+
+    def watch_metric(self, metric: str) -> None:
+        self.notify(f"curves: {series_label(metric)}")
+        for curves in self.query(Curves):
+            curves.set_metric(metric)
 
     def action_sort(self) -> None:
         self.sort_column = (self.sort_column + 1) % len(RUN_COLUMNS)
-        self.notify(f"sorted by {RUN_COLUMNS[self.sort_column]}")
+
+    def watch_sort_column(self, column: int) -> None:
+        self.notify(f"sorted by {RUN_COLUMNS[column]}")
         if self.state is not None:
             self._fill_table(self.state.runs)
 
@@ -248,15 +266,24 @@ class SweepScreen(Screen):
         self.notify(f"exported to {path}")
 
 
-def _cells(r: dict) -> tuple:
-    return (r["key"], r["status"], str(r["step"]), _fmt(r["train_acc"]), _fmt(r["val_acc"]),
-            _fmt(r["norm"], 1), r["label"] or "")  # fmt: skip
+def _worker_line(w: Worker) -> str:
+    rate = f"{w.steps_per_sec:.0f} steps/s" if w.steps_per_sec else ""
+    where = f"cohort {w.cohort_id} step {w.step}/{w.cohort_steps}" if w.cohort_id else "waiting"
+    return (
+        f"worker {w.id} {w.device}: {where} {rate} (heartbeat {time.time() - w.heartbeat:.0f}s ago)"
+    )
 
 
-def _sort_key(run: dict, column: str):
+def _cells(r: Run) -> tuple:
+    return (r.key, r.status, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
+            _fmt(r.value("norm"), 1), r.label or "")  # fmt: skip
+
+
+def _sort_key(run: Run, column: str):
     # Keys sort in grid order (d=8 before d=16), which the run id keeps.
-    values = {"key": run["id"], "train": run["train_acc"], "val": run["val_acc"]}
-    value = values.get(column, run.get(column))
+    values = {"key": run.id, "status": run.status, "step": run.step, "train": run.value("train_acc"),
+              "val": run.value("val_acc"), "norm": run.value("norm"), "label": run.label}  # fmt: skip
+    value = values[column]
     return (value is None, value if not isinstance(value, str) else value.lower())
 
 

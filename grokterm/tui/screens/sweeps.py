@@ -1,13 +1,25 @@
-"""Every sweep in the database with its progress: open, resume, stop."""
+"""Every sweep in the database with its progress: open, resume, stop. Polls only
+while it is the screen shown, and touches the table only where a value changed."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header
 
-COLUMNS = ("id", "name", "scale", "runs", "done", "diverged", "running", "created")
+from grokterm.records import SweepCounts
+
+COLUMNS = ("id", "name", "scale", "runs", "done", "diverged", "failed", "running", "created")
+POLL_S = 1.0
+
+
+def _cells(c: SweepCounts) -> tuple[str, ...]:
+    s = c.sweep
+    return (str(s.id), s.name, s.scale, str(c.runs), str(c.done), str(c.diverged), str(c.failed),
+            str(c.running), s.created)  # fmt: skip
 
 
 class SweepsScreen(Screen):
@@ -15,8 +27,18 @@ class SweepsScreen(Screen):
         Binding("enter", "open", "open"),
         Binding("r", "resume", "resume"),
         Binding("x", "stop", "stop workers"),
-        Binding("escape", "app.pop_screen", "back"),
     ]
+
+    class Read(Message):
+        def __init__(self, rows: list[SweepCounts]):
+            super().__init__()
+            self.rows = rows
+
+    def __init__(self):
+        super().__init__()
+        self.timer: Timer | None = None
+        self.shown: dict[str, tuple] = {}  # sweep id -> cells, in table order
+        self.reads = 0  # polls made: a hidden screen makes none
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -28,26 +50,41 @@ class SweepsScreen(Screen):
         table = self.query_one(DataTable)
         for col in COLUMNS:
             table.add_column(col, key=col)
+
+    def on_screen_resume(self) -> None:
+        if self.timer is None:
+            self.timer = self.set_interval(POLL_S, self.refresh_rows)
+        self.timer.resume()
         self.refresh_rows()
-        self.set_interval(1.0, self.refresh_rows)
+
+    def on_screen_suspend(self) -> None:
+        if self.timer is not None:
+            self.timer.pause()
 
     def refresh_rows(self) -> None:
-        self.run_worker(self._read, thread=True, exclusive=True, group="sweeps")
+        self.reads += 1
+        self.app.in_thread(self._read, "reading the sweeps list", f"sweeps-{id(self)}")
 
     def _read(self) -> None:
-        rows = self.app.store.sweeps()
-        self.app.call_from_thread(self._show, rows)
+        with self.app.reader() as store:
+            self.post_message(self.Read(store.sweeps()))
 
-    def _show(self, rows: list[dict]) -> None:
+    def on_sweeps_screen_read(self, message: Read) -> None:
         table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
-        for s in reversed(rows):
-            table.add_row(
-                *(str(s[c] if s[c] is not None else 0) for c in COLUMNS), key=str(s["id"])
-            )
-        if table.row_count:
-            table.move_cursor(row=min(keep, table.row_count - 1))
+        rows = {str(c.sweep.id): _cells(c) for c in reversed(message.rows)}
+        if list(rows) == list(self.shown):
+            for key, cells in rows.items():
+                for col, old, new in zip(COLUMNS, self.shown[key], cells):
+                    if old != new:
+                        table.update_cell(key, col, new)
+        else:
+            keep = table.cursor_row
+            table.clear()
+            for key, cells in rows.items():
+                table.add_row(*cells, key=key)
+            if table.row_count:
+                table.move_cursor(row=min(keep, table.row_count - 1))
+        self.shown = rows
 
     def _selected(self) -> int | None:
         table = self.query_one(DataTable)

@@ -10,6 +10,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual_plotext import PlotextPlot
 
+from grokterm.records import MetricPoint
+from grokterm.series import SERIES
+
 MAX_RUNS = 6
 
 
@@ -17,7 +20,8 @@ class Curves(Horizontal, can_focus=True):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.log_step = True
-        self.series: dict[int, list[dict]] = {}  # run id -> metric rows
+        self.metric = "norm"  # the series of the right-hand plot (grokterm.series)
+        self.series: dict[int, list[MetricPoint]] = {}  # run id -> its points so far
         self.names: dict[int, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -25,22 +29,26 @@ class Curves(Horizontal, can_focus=True):
         yield PlotextPlot(id="norm-plot")
 
     def show_runs(self, names: dict[int, str]) -> None:
-        """Start drawing these runs (id -> name); their rows come through add_rows."""
+        """Start drawing these runs (id -> name); their points come through add_points."""
         self.names = dict(list(names.items())[:MAX_RUNS])
         self.series = {i: [] for i in self.names}
         self.redraw()
 
-    def add_rows(self, rows_by_run: dict[int, list[dict]]) -> None:
+    def add_points(self, points_by_run: dict[int, list[MetricPoint]]) -> None:
         changed = False
-        for run_id, rows in rows_by_run.items():
+        for run_id, points in points_by_run.items():
             if run_id in self.series:
-                self.series[run_id].extend(rows)
+                self.series[run_id].extend(points)
                 changed = True
         if changed:
             self.redraw()
 
-    def toggle_log(self) -> None:
-        self.log_step = not self.log_step
+    def set_metric(self, metric: str) -> None:
+        self.metric = metric
+        self.redraw()
+
+    def set_log_step(self, log_step: bool) -> None:
+        self.log_step = log_step
         self.redraw()
 
     def redraw(self) -> None:
@@ -48,7 +56,10 @@ class Curves(Horizontal, can_focus=True):
             self.query_one("#acc-plot", PlotextPlot),
             self.query_one("#norm-plot", PlotextPlot),
         )
-        for widget, title in ((acc, "accuracy: train - / val ."), (norm, "parameter norm")):
+        for widget, title in (
+            (acc, "accuracy: train - / val ."),
+            (norm, SERIES[self.metric].label),
+        ):
             plt = widget.plt
             plt.clear_data()
             plt.clear_figure()
@@ -57,9 +68,9 @@ class Curves(Horizontal, can_focus=True):
         width = max(self.size.width // 2 - 10, 10)
         steps = []
         for i, (run_id, rows) in enumerate(self.series.items()):
-            rows = [r for r in rows if r["step"] > 0 or not self.log_step]
-            xs = [math.log10(r["step"]) if self.log_step else r["step"] for r in rows]
-            steps += [r["step"] for r in rows]
+            rows = [r for r in rows if r.step > 0 or not self.log_step]
+            xs = [math.log10(r.step) if self.log_step else r.step for r in rows]
+            steps += [r.step for r in rows]
             if not xs:  # plotext fails on a labelled series without points
                 continue
             idx = _keep(len(xs), width)
@@ -67,14 +78,18 @@ class Curves(Horizontal, can_focus=True):
             name = self.names[run_id]
             acc.plt.plot(
                 x,
-                [_num(rows[k]["train_acc"]) for k in idx],
+                [_num(rows[k].get("train_acc")) for k in idx],
                 color=i + 1,
                 label=name,
                 marker="braille",
             )
-            acc.plt.plot(x, [_num(rows[k]["val_acc"]) for k in idx], color=i + 1, marker="dot")
-            norm.plt.plot(x, [_num(rows[k]["norm"]) for k in idx], color=i + 1, marker="braille")
+            acc.plt.plot(x, [_num(rows[k].get("val_acc")) for k in idx], color=i + 1, marker="dot")
+            norm.plt.plot(
+                x, [_num(rows[k].get(self.metric)) for k in idx], color=i + 1, marker="braille"
+            )
         acc.plt.ylim(0, 1)
+        if SERIES[self.metric].is_accuracy:
+            norm.plt.ylim(0, 1)
         if self.log_step and steps:
             lo, hi = math.floor(math.log10(min(steps))), math.ceil(math.log10(max(steps)))
             for widget in (acc, norm):

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from grokterm.analysis import aggregate
+from grokterm.records import Run
 
 STYLE = {  # label -> (letter, style)
     "progression": ("P", "bold black on #5fafff"),
@@ -22,9 +23,9 @@ STYLE = {  # label -> (letter, style)
 CELL = 5  # characters per cell
 
 
-def axes(runs: list[dict]) -> tuple[str | None, str | None]:
+def axes(runs: list[Run]) -> tuple[str | None, str | None]:
     """Rows and columns: model size by data size where the sweep varies them."""
-    keys = {k for r in runs for k in r["grid"] if k != "seed"}
+    keys = {k for r in runs for k in r.grid if k != "seed"}
     rows = "d" if "d" in keys else None
     cols = "n_train" if "n_train" in keys else None
     others = iter(k for k in sorted(keys) if k not in (rows, cols))
@@ -57,16 +58,16 @@ class PhaseMap(Widget, can_focus=True):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.runs: list[dict] = []
+        self.runs: list[Run] = []
         self.row_key, self.col_key = None, None
         self.row_values: list = []
         self.col_values: list = []
         self.cells: dict[tuple, dict] = {}  # (row value, col value) -> {"point", "runs"}
 
-    def update_runs(self, runs: list[dict]) -> None:
+    def update_runs(self, runs: list[Run]) -> None:
         self.runs = runs
         self.row_key, self.col_key = axes(runs)
-        value = lambda r, k: r["grid"].get(k) if k else None  # noqa: E731
+        value = lambda r, k: r.grid.get(k) if k else None  # noqa: E731
         self.row_values = sorted({value(r, self.row_key) for r in runs}, key=_order)
         self.col_values = sorted({value(r, self.col_key) for r in runs}, key=_order)
         self.cells = {}
@@ -76,7 +77,7 @@ class PhaseMap(Widget, can_focus=True):
             )
             cell["runs"].append(r)
         for cell in self.cells.values():
-            done = [r for r in cell["runs"] if r["status"] == "done"]
+            done = [r for r in cell["runs"] if r.status == "done"]
             points = aggregate(done)
             cell["point"] = points[0] if len(points) == 1 else None
         self.refresh(layout=True)
@@ -104,7 +105,7 @@ class PhaseMap(Widget, can_focus=True):
             return Text(" " * CELL)
         point = cell["point"]
         if point is None or not point.labels:
-            running = any(r["status"] == "running" for r in cell["runs"])
+            running = any(r.status == "running" for r in cell["runs"])
             body, style = (" .  " if running else "    "), "on #303030"
         else:
             letter, style = STYLE.get(point.label, ("?", ""))
@@ -132,7 +133,7 @@ class PhaseMap(Widget, can_focus=True):
         rv, cv = self.row_values[r], self.col_values[c]
         cell = self.cells.get((rv, cv), {"runs": []})
         title = " ".join(f"{k}={v}" for k, v in ((self.row_key, rv), (self.col_key, cv)) if k)
-        return [x["id"] for x in cell["runs"]], title
+        return [x.id for x in cell["runs"]], title
 
     def action_open(self) -> None:
         run_ids, title = self.selected_cell()
