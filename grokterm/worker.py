@@ -156,7 +156,8 @@ class CohortJob:
         self.buffer: list[MetricPoint] = []
         self.diverged: list[int] = []
         now = time.monotonic()
-        self.flushed, self.saved, self.flushed_step = now, now, self.cohort.step
+        self.flushed, self.saved = now, now
+        self.rated, self.rated_step = now, self.cohort.step
 
     def run(self) -> None:
         if self.cohort.train(self.on_metrics, should_stop=self.tick):
@@ -185,15 +186,16 @@ class CohortJob:
 
     def flush(self) -> None:
         now, step = time.monotonic(), self.cohort.step
-        elapsed = now - self.flushed
-        rate = (step - self.flushed_step) / elapsed if elapsed > 0.5 else None
+        elapsed = now - self.rated  # steps/s over at least half a second: a steady number
+        rate = (step - self.rated_step) / elapsed if elapsed > 0.5 else None
         changed = {p.run_id for p in self.buffer}
         labels = {i: info for i in changed if (info := dynamics(self.curves[i]))}
         self.sink.write_progress(self.job.cohort_id, self.worker.id, step, self.buffer, rate,
                                  labels, self.diverged)  # fmt: skip
         self.buffer, self.diverged = [], []
+        self.flushed = now
         if rate is not None:
-            self.flushed, self.flushed_step = now, step
+            self.rated, self.rated_step = now, step
 
     def save(self) -> None:
         # Points first, state second: a checkpoint never gets ahead of the stored

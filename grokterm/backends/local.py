@@ -36,7 +36,11 @@ class LocalPool:
     MAX_RESPAWNS = 3  # per slot: a worker process that keeps dying points at a real bug
 
     def __init__(self, db: Path, sweep_id: int, slots: list[WorkerSlot]):
-        self.db, self.sweep_id, self.slots = Path(db), sweep_id, slots
+        self.db, self.sweep_id, self.slots = (
+            Path(db).resolve(),
+            sweep_id,
+            slots,
+        )  # logs shown anywhere
         self.procs: list[subprocess.Popen | None] = [None] * len(slots)
         self.respawns = [0] * len(slots)
 

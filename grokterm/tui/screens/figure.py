@@ -26,7 +26,7 @@ class FigureScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title, self.sub_title = "grokterm", f"figure {self.preset.figure}: {self.preset.title}"
+        self.title, self.sub_title = "grokterm", self.preset.title
         view = self.query_one(FigureView)
         view.focus()
         # drawn once laid out: the plot takes the view's size

@@ -77,13 +77,14 @@ class SweepsScreen(Screen):
                 for col, old, new in zip(COLUMNS, self.shown[key], cells):
                     if old != new:
                         table.update_cell(key, col, new)
-        else:
-            keep = table.cursor_row
+        else:  # a new sweep: the cursor stays on the sweep it was on
+            keep = self._selected()
             table.clear()
             for key, cells in rows.items():
                 table.add_row(*cells, key=key)
             if table.row_count:
-                table.move_cursor(row=min(keep, table.row_count - 1))
+                keys = list(rows)
+                table.move_cursor(row=keys.index(str(keep)) if str(keep) in keys else 0)
         self.shown = rows
 
     def _selected(self) -> int | None:
