@@ -298,6 +298,24 @@ async def test_a_failing_read_is_a_notification_not_a_crash(tmp_path, monkeypatc
         await wait_until(pilot, lambda: screen.state is not None)
 
 
+async def test_a_failed_cohort_shows_its_error_in_the_worker_lines_and_the_run_table(tmp_path):
+    make_sweep(tmp_path / "runs.db", [8, 32], [2600], 1, steps=1000, finish=False)
+    store = Store(tmp_path / "runs.db")
+    worker = store.register_worker(1, "cpu", "/var/log/worker-7.log")
+    job = store.claim_cohort(1, worker, "cpu", lease_s=60)
+    store.fail_cohort(job.cohort_id, worker, "OutOfMemoryError: CUDA out of memory", 1)
+    app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=2)
+    async with app.run_test(size=(120, 32)) as pilot:
+        screen = await open_first_sweep(pilot)
+        header = str(screen.query_one("#workers").render())
+        assert "1 failed" in header
+        assert f"worker {worker} (running): OutOfMemoryError: CUDA out of memory" in header
+        assert "log: /var/log/worker-7.log" in header
+        rows = [screen.query_one("#run-table").get_row_at(i) for i in range(2)]
+        failed = [r for r in rows if r[1] == "failed"]
+        assert len(failed) == 1 and failed[0][6].startswith("OutOfMemoryError")
+
+
 async def test_fig1_is_drawn_in_the_app_from_its_source_sweeps(tmp_path):
     """Fig 1 trains nothing: launching it opens its figure, drawn from the fig 3 and
     fig 4 sweeps (here synthetic ones of those names), as `grokterm show` draws it."""

@@ -146,7 +146,8 @@ class SweepScreen(Screen):
         p = state.progress
         head = f"{p.finished} of {p.runs} runs finished, {p.diverged} diverged"
         head += f", {p.failed} failed" if p.failed else ""
-        return "\n".join([head, *(_worker_line(w) for w in state.workers)])
+        errors = [f"worker {w.id} ({w.status}): {w.error}  log: {w.log}" for w in state.failures]
+        return "\n".join([head, *(_worker_line(w) for w in state.workers), *errors])
 
     def _fill_table(self, runs: list[Run]) -> None:
         """Rebuild the table only when its rows or their order change; otherwise
@@ -276,7 +277,7 @@ def _worker_line(w: Worker) -> str:
 
 def _cells(r: Run) -> tuple:
     return (r.key, r.status, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
-            _fmt(r.value("norm"), 1), r.label or "")  # fmt: skip
+            _fmt(r.value("norm"), 1), (r.error if r.status == "failed" else r.label) or "")  # fmt: skip
 
 
 def _sort_key(run: Run, column: str):
