@@ -19,13 +19,24 @@ class Checkpoints:
         path = self.path(cohort_id)
         return path.read_bytes() if path.exists() else None
 
-    def save(self, cohort_id: int, data: bytes, writer: int) -> Path:
+    def stage(self, cohort_id: int, data: bytes, writer: int) -> Path:
+        """Write a state beside its place, not yet in it (one file per writer)."""
         path = self.path(cohort_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{writer}.tmp")  # one per writer: two never share a file
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
+        staged = path.with_suffix(f".{writer}.tmp")
+        staged.write_bytes(data)
+        return staged
+
+    def commit(self, staged: Path, cohort_id: int) -> Path:
+        """Put a staged state in place, atomically: a crash leaves the older file."""
+        os.replace(staged, self.path(cohort_id))
+        return self.path(cohort_id)
+
+    def set_aside(self, cohort_id: int) -> Path:
+        """Move a state that cannot be loaded out of the way, kept for a look."""
+        bad = self.path(cohort_id).with_suffix(".pt.bad")
+        os.replace(self.path(cohort_id), bad)
+        return bad
 
     def remove(self, cohort_id: int) -> None:
         self.path(cohort_id).unlink(missing_ok=True)

@@ -130,6 +130,7 @@ class Worker:
     cohort_runs: int = 0
     error: str | None = None  # the last error it hit
     log: str | None = None  # where its output goes
+    token: str | None = None  # which process it is (grokterm.processes.token)
 
 
 @dataclass(frozen=True)

@@ -63,12 +63,8 @@ def plan_sweep(
 
 def open_sweep(store: Store, plan: Plan, fresh: bool = False) -> tuple[Sweep, bool]:
     """The sweep to train: the newest one of exactly these runs, or a new one (always
-    with fresh). Returns (sweep, created)."""
-    p = plan.preset
-    sweep = None if fresh else store.find_sweep(p.name, plan.scale, p.digests())
-    if sweep is not None:
-        return sweep, False
-    return store.sweep(store.create_sweep(p, plan.scale, plan.cohorts)), True
+    with fresh), in one transaction. Returns (sweep, created)."""
+    return store.open_sweep(plan.preset, plan.scale, plan.cohorts, fresh)
 
 
 def find_sweep(store: Store, preset: Preset, scale: str) -> Sweep | None:

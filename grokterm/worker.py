@@ -26,6 +26,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
+from grokterm import processes
 from grokterm.analysis import dynamics
 from grokterm.records import Assignment, Dynamics, MetricPoint
 from grokterm.store import LostCohort, Store
@@ -40,7 +41,8 @@ MAX_ATTEMPTS = 3  # tries of a cohort before its runs are marked failed
 class Sink(Protocol):
     """Where a worker's reports go (the store locally; a channel to the head remotely)."""
 
-    def register_worker(self, sweep_id: int, device: str, log: str | None = None) -> int: ...
+    def register_worker(self, sweep_id: int, device: str, log: str | None = None,
+                        token: str | None = None) -> int: ...  # fmt: skip
     def claim_cohort(
         self, sweep_id: int, worker_id: int, device: str, lease_s: float
     ) -> Assignment | None: ...
@@ -50,6 +52,7 @@ class Sink(Protocol):
                        steps_per_sec: float | None = None, labels: dict[int, Dynamics] | None = None,
                        diverged: Sequence[int] = ()) -> None: ...  # fmt: skip
     def save_checkpoint(self, cohort_id: int, worker_id: int, data: bytes) -> None: ...
+    def discard_checkpoint(self, cohort_id: int, worker_id: int, error: str) -> None: ...
     def beat(self, worker_id: int) -> None: ...
     def finish_cohort(self, cohort_id: int, worker_id: int) -> None: ...
     def release_cohort(self, cohort_id: int, worker_id: int) -> None: ...
@@ -96,7 +99,7 @@ class Worker:
                  log: str | None = None):  # fmt: skip
         self.sink, self.open_sink = sink, open_sink
         self.sweep_id, self.device = sweep_id, device
-        self.id = sink.register_worker(sweep_id, device, log)
+        self.id = sink.register_worker(sweep_id, device, log, processes.token(os.getpid()))
         self.stopping = False
 
     def stop(self, *_) -> None:
@@ -144,8 +147,8 @@ class CohortJob:
         self.worker, self.sink, self.job = worker, worker.sink, job
         self.run_ids = [r.id for r in job.runs]
         self.cohort = Cohort([r.config for r in job.runs], device=worker.device)
-        if (state := self.sink.load_checkpoint(job.cohort_id)) is not None:
-            self.cohort.load_state_dict(_load(state))
+        if (state := self._saved_state()) is not None:
+            self.cohort.load_state_dict(state)  # another cohort's: an error of this one
         # Labels so far, across resumes: the stored points up to the state resumed from
         # (points past it, logged before a crash or with a checkpoint file lost, are
         # evaluated again and would be counted twice).
@@ -158,6 +161,25 @@ class CohortJob:
         now = time.monotonic()
         self.flushed, self.saved = now, now
         self.rated, self.rated_step = now, self.cohort.step
+
+    def _saved_state(self) -> dict | None:
+        """The cohort's checkpoint, read with torch's safe loader. One that cannot be
+        read (corrupt, or carrying code to run) is reported and set aside, and the
+        cohort trains from the start, re-logging its points."""
+        data = self.sink.load_checkpoint(self.job.cohort_id)
+        if data is None:
+            return None
+        try:
+            return _load(data)
+        except Exception as err:  # noqa: BLE001  (unpickling raises many kinds)
+            error = f"checkpoint not loaded ({type(err).__name__}: {str(err).splitlines()[0]})"
+            print(
+                f"cohort {self.job.cohort_id}: {error}; training from step 0",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.sink.discard_checkpoint(self.job.cohort_id, self.worker.id, error)
+            return None
 
     def run(self) -> None:
         if self.cohort.train(self.on_metrics, should_stop=self.tick):

@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
+from grokterm import processes
 from grokterm.devices import WorkerSlot
 from grokterm.store import Store
 
@@ -89,13 +90,19 @@ class LocalPool:
 
 def signal_workers(store: Store, sweep_id: int) -> int:
     """Ask every running worker of a sweep on this host to checkpoint and stop, also
-    ones started by another process (an earlier app, another terminal)."""
+    ones started by another process (an earlier app, another terminal). Only a process
+    proven to be that worker is signalled: its token must match the live process's (a
+    PID from the database alone may be anyone's after a crash or a reboot). A worker
+    whose process is gone is marked lost."""
     host, asked = socket.gethostname(), 0
     for w in store.workers(sweep_id):
-        if w.status == "running" and w.host == host:
-            try:
-                os.kill(w.pid, signal.SIGTERM)
-                asked += 1
-            except ProcessLookupError:
-                store.worker_exit(w.id, "lost")
+        if w.status != "running" or w.host != host:
+            continue
+        live = processes.token(w.pid)
+        if live is None or w.token is None or live != w.token:
+            store.worker_exit(w.id, "lost")  # gone, or its PID is another process's now
+            continue
+        with suppress(ProcessLookupError):
+            os.kill(w.pid, signal.SIGTERM)
+            asked += 1
     return asked

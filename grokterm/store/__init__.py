@@ -1,25 +1,18 @@
-"""runs.db: the only module that speaks SQL. It hands out typed records (records.py).
+"""runs.db: the only package that speaks SQL. It hands out typed records (records.py).
 
-Several worker processes write while the app and the CLI read, so: WAL mode, a long
-busy timeout, the schema created before any worker starts, and short write
-transactions that begin IMMEDIATE (a deferred one that reads first can fail with
-SQLITE_BUSY instead of waiting). Metric rows are keyed by (run_id, step) and upserted,
-so a resumed cohort can re-log a step. Readers (`Store.reader`) run no DDL."""
+Several worker processes write while the app and the CLI read (connection.py: WAL,
+short IMMEDIATE writes). Every write a worker makes for a cohort checks, in the same
+transaction, that the worker still owns it. Metric rows are keyed by (run_id, step) and
+upserted, so a resumed cohort can re-log a step. Readers (`Store.reader`) run no DDL."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import sqlite3
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 
-from grokterm import mapping
-from grokterm.checkpoints import Checkpoints
 from grokterm.records import (
     Assignment,
     Cohort,
@@ -32,101 +25,61 @@ from grokterm.records import (
 )
 from grokterm.records import Worker as WorkerRecord
 from grokterm.series import CORE
+from grokterm.store import rows as mapping
+from grokterm.store.connection import Connection
 
-BUSY_TIMEOUT_S = 60.0
 RUN_STATUSES = ("done", "diverged", "running", "failed")
 VALUE_COLUMNS = ", ".join((*CORE, "extras"))  # a metric row's values, as _columns gives them
 UPSERT = ", ".join(f"{c} = excluded.{c}" for c in (*CORE, "extras"))
-
-SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
-# Columns added since the first schema; a store made before gets them on first write.
-ADDED = {
-    "cohorts": {"attempts": "INTEGER NOT NULL DEFAULT 0", "error": "TEXT"},
-    "runs": {"extras": "TEXT", "error": "TEXT"},  # runs.extras: latest non-core series
-    "workers": {"error": "TEXT", "log": "TEXT"},
-}
 
 
 class LostCohort(Exception):
     """Another worker took this cohort over (our heartbeat had lapsed)."""
 
 
-class Store:
-    def __init__(self, path: str | Path, create: bool = True, clock=time.time):
-        self.path, self.clock = Path(path), clock  # clock: seconds since the epoch
-        self.checkpoints = Checkpoints(self.path.parent / f"{self.path.name}.checkpoints")
-        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if create:
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            with self._write():
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self._add_columns()
-
-    @classmethod
-    def reader(cls, path: str | Path) -> Store:  # one per thread: WAL lets readers run together
-        return cls(path, create=False)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    def _add_columns(self) -> None:
-        for table, columns in ADDED.items():
-            have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns.items():
-                if name not in have:
-                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-    def _rows(self, sql: str, params: Sequence = ()) -> list[dict]:
-        return [dict(r) for r in self.conn.execute(sql, params)]
-
-    def _one(self, sql: str, params: Sequence = ()) -> dict | None:
-        rows = self._rows(sql, params)
-        return rows[0] if rows else None
-
+class Store(Connection):
     # -- sweeps -----------------------------------------------------------------------
 
-    def create_sweep(self, preset, scale: str, cohorts: Sequence[Sequence]) -> int:
-        """Store a sweep with its cohorts of RunSpecs, in one transaction. Cohorts keep
-        the plan's order (workers claim them by id); runs take the preset's order, the
-        order its tables list them in."""
-        created = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="seconds")
+    def open_sweep(
+        self, preset, scale: str, cohorts: Sequence[Sequence], fresh: bool = False
+    ) -> tuple[Sweep, bool]:
+        """The newest sweep of exactly this preset's runs, or a new one (always with
+        fresh), found or made in one transaction: launches at the same instant end with
+        one sweep. Returns (sweep, created)."""
         with self._write():
-            sweep_id = self.conn.execute(
-                "INSERT INTO sweeps (name, title, figure, scale, preset_path, digest, toml, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (preset.name, preset.title, preset.figure, scale, preset.path, preset.digest(),
-                 preset.text, created),
-            ).lastrowid  # fmt: skip
-            rows = []  # (index in the preset, row); a sort by index keeps every row
-            for specs in cohorts:
-                cohort_id = self.conn.execute(
-                    "INSERT INTO cohorts (sweep_id, steps) VALUES (?, ?)",
-                    (sweep_id, specs[0].config.steps),
-                ).lastrowid
-                for position, s in enumerate(specs):
-                    config = json.dumps(s.config.to_dict())
-                    row = (sweep_id, cohort_id, position, s.key, json.dumps(s.grid), config)
-                    rows.append((s.index, row))
-            self.conn.executemany(
-                "INSERT INTO runs (sweep_id, cohort_id, position, key, grid, config)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [row for _, row in sorted(rows, key=lambda r: r[0])],
-            )
+            found = None if fresh else self.find_sweep(preset.name, scale, preset.digests())
+            sweep_id = found.id if found else self._insert_sweep(preset, scale, cohorts)
+        return self.sweep(sweep_id), found is None
+
+    def create_sweep(self, preset, scale: str, cohorts: Sequence[Sequence]) -> int:
+        with self._write():
+            return self._insert_sweep(preset, scale, cohorts)
+
+    def _insert_sweep(self, preset, scale: str, cohorts: Sequence[Sequence]) -> int:
+        """A sweep with its cohorts of RunSpecs. Cohorts keep the plan's order (workers
+        claim them by id); runs take the preset's order, the order its tables list them in."""
+        created = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="seconds")
+        sweep_id = self.conn.execute(
+            "INSERT INTO sweeps (name, title, figure, scale, preset_path, digest, toml, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (preset.name, preset.title, preset.figure, scale, preset.path, preset.digest(),
+             preset.text, created),
+        ).lastrowid  # fmt: skip
+        rows = []  # (index in the preset, row); a sort by index keeps every row
+        for specs in cohorts:
+            cohort_id = self.conn.execute(
+                "INSERT INTO cohorts (sweep_id, steps) VALUES (?, ?)",
+                (sweep_id, specs[0].config.steps),
+            ).lastrowid
+            for position, s in enumerate(specs):
+                config = json.dumps(s.config.to_dict())
+                row = (sweep_id, cohort_id, position, s.key, json.dumps(s.grid), config)
+                rows.append((s.index, row))
+        self.conn.executemany(
+            "INSERT INTO runs (sweep_id, cohort_id, position, key, grid, config)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [row for _, row in sorted(rows, key=lambda r: r[0])],
+        )
         return sweep_id
 
     def find_sweep(self, name: str, scale: str, digests: Sequence[str] = ()) -> Sweep | None:
@@ -262,14 +215,30 @@ class Store:
         return self.checkpoints.load(cohort_id)  # beside the store: a remote head sends it
 
     def save_checkpoint(self, cohort_id: int, worker_id: int, data: bytes) -> None:
-        """Keep a cohort's saved state, if the worker still owns the cohort."""
+        """Keep a cohort's saved state, put in place under the write lock only while the
+        worker owns the cohort (a stale worker never replaces its new owner's file)."""
+        staged = self.checkpoints.stage(cohort_id, data, worker_id)
+        try:
+            with self._write():
+                self._owned(cohort_id, worker_id)
+                path = self.checkpoints.commit(staged, cohort_id)
+                self.conn.execute(
+                    "UPDATE cohorts SET checkpoint = ? WHERE id = ?", (str(path), cohort_id)
+                )
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def discard_checkpoint(self, cohort_id: int, worker_id: int, error: str) -> None:
+        """A cohort's state that cannot be loaded: set aside (kept for a look), the error
+        recorded for the cohort, so it trains again from the start."""
         with self._write():
             self._owned(cohort_id, worker_id)
-        path = self.checkpoints.save(cohort_id, data, worker_id)
-        with self._write():
+            if self.checkpoints.path(cohort_id).exists():
+                error += f" (moved to {self.checkpoints.set_aside(cohort_id)})"
             self.conn.execute(
-                "UPDATE cohorts SET checkpoint = ? WHERE id = ?", (str(path), cohort_id)
+                "UPDATE cohorts SET checkpoint = NULL, error = ? WHERE id = ?", (error, cohort_id)
             )
+            self.conn.execute("UPDATE workers SET error = ? WHERE id = ?", (error, worker_id))
 
     def beat(self, worker_id: int) -> None:
         """A live worker's heartbeat, and its cohort's while it owns one. A worker marked
@@ -287,8 +256,8 @@ class Store:
 
     def finish_cohort(self, cohort_id: int, worker_id: int) -> None:
         with self._write():
-            self._end_cohort(cohort_id, worker_id, "done")
-        self.checkpoints.remove(cohort_id)
+            if self._end_cohort(cohort_id, worker_id, "done"):
+                self.checkpoints.remove(cohort_id)
 
     def release_cohort(self, cohort_id: int, worker_id: int) -> None:
         """Hand a cohort back to the queue (after a checkpoint), e.g. on Ctrl-C."""
@@ -311,28 +280,32 @@ class Store:
             self._end_cohort(cohort_id, worker_id, "failed" if final else "queued", error)
         return final
 
-    def _end_cohort(self, cohort_id: int, worker_id: int, status: str, error=None) -> None:
+    def _end_cohort(self, cohort_id: int, worker_id: int, status: str, error=None) -> bool:
         """Inside a write: the cohort and its running runs take a status, if the worker
         owns it (one that lost its cohort to another changes none of its runs)."""
-        if self.conn.execute(
+        owned = self.conn.execute(
             "UPDATE cohorts SET status = ?, worker_id = NULL WHERE id = ? AND worker_id = ?",
             (status, cohort_id, worker_id),
-        ).rowcount:
+        ).rowcount
+        if owned:
             self.conn.execute(
                 "UPDATE runs SET status = ?, error = ? WHERE cohort_id = ? AND status = 'running'",
                 (status, error if status == "failed" else None, cohort_id),
             )
         self.conn.execute("UPDATE workers SET cohort_id = NULL WHERE id = ?", (worker_id,))
+        return bool(owned)
 
     # -- workers ----------------------------------------------------------------------
 
-    def register_worker(self, sweep_id: int, device: str, log: str | None = None) -> int:
+    def register_worker(self, sweep_id: int, device: str, log: str | None = None,
+                        token: str | None = None) -> int:  # fmt: skip
+        """This process as a worker of the sweep (token: which process it is, to signal)."""
         now = self.clock()
         with self._write():
             return self.conn.execute(
-                "INSERT INTO workers (pid, host, device, sweep_id, status, started, heartbeat, log)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (os.getpid(), socket.gethostname(), device, sweep_id, now, now, log),
+                "INSERT INTO workers (pid, host, device, sweep_id, status, started, heartbeat, log,"
+                " token) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (os.getpid(), socket.gethostname(), device, sweep_id, now, now, log, token),
             ).lastrowid
 
     def worker_exit(self, worker_id: int, status: str = "exited", error: str | None = None) -> None:
