@@ -257,6 +257,7 @@ class Store(Connection):
     def finish_cohort(self, cohort_id: int, worker_id: int) -> None:
         with self._write():
             if self._end_cohort(cohort_id, worker_id, "done"):
+                self.conn.execute("UPDATE cohorts SET checkpoint = NULL WHERE id = ?", (cohort_id,))
                 self.checkpoints.remove(cohort_id)
 
     def release_cohort(self, cohort_id: int, worker_id: int) -> None:

@@ -75,6 +75,7 @@ class Connection:
     def _begin(self) -> None:
         """Take the write lock. Held past the busy timeout by another process (a frozen
         writer, a user's sqlite3 shell), it is waited for with backoff, said each time."""
+        start = time.monotonic()
         for attempt in itertools.count():
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -82,7 +83,7 @@ class Connection:
             except sqlite3.OperationalError as err:
                 if "locked" not in str(err) and "busy" not in str(err):
                     raise
-                print(f"{self.path}: locked by another process for {(attempt + 1) * BUSY_TIMEOUT_S:.0f}"
+                print(f"{self.path}: locked by another process for {time.monotonic() - start:.0f}"
                       " s; waiting for it", file=sys.stderr, flush=True)  # fmt: skip
                 time.sleep(min(5.0, 0.1 * 2**attempt))
 
