@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -274,3 +275,92 @@ def test_write_lock_held_past_the_busy_timeout(tmp_path, uninterrupted):
     assert not any("Traceback" in text for text in logs.values()), logs
     workers = read(db, lambda store: store.workers(1))
     assert [w.status for w in workers] == ["finished", "finished"]  # none lost or respawned
+
+
+# A worker stops itself (SIGSTOP, all its threads) on the first call of NAME in any
+# process, just before it: frozen between its last accepted write and its finish (or
+# release). Every cohort's end is logged with whether the worker still owned it.
+PAUSE = """
+import os
+import signal
+import sys
+
+
+def patch(module):
+    Store = module.Store
+    end = Store._end_cohort
+
+    def logged_end(self, cohort_id, worker_id, status, error=None):
+        owned = end(self, cohort_id, worker_id, status, error)
+        print(f"probe: end cohort={cohort_id} worker={worker_id} {status} owned={owned}",
+              file=sys.stderr, flush=True)
+        return owned
+
+    original = getattr(Store, NAME)
+
+    def pausing(self, cohort_id, worker_id, *args, **kwargs):
+        try:
+            fd = os.open(MARK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return original(self, cohort_id, worker_id, *args, **kwargs)
+        os.write(fd, f"{os.getpid()} {cohort_id} {worker_id}".encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return original(self, cohort_id, worker_id, *args, **kwargs)
+
+    Store._end_cohort = logged_end
+    setattr(Store, NAME, pausing)
+"""
+
+
+@pytest.mark.parametrize("write", ["finish_cohort", "release_cohort"])
+def test_a_worker_frozen_before_its_finish_or_release_changes_nothing_on_waking(
+    tmp_path, uninterrupted, write
+):
+    """Worker A freezes itself right before it finishes its cohort (its last points
+    stored) or, asked to stop, right before it hands the cohort back (its checkpoint
+    saved). Its lease lapses, worker B takes the cohort over and trains it; A is woken
+    while B trains. A's finish or release must change nothing (the store says it no
+    longer owned the cohort: `owned=False` in A's log), and the sweep ends with every
+    curve equal to the uninterrupted one."""
+    preset = write_preset(tmp_path, TWO, "two.toml")
+    db, mark = tmp_path / "runs.db", tmp_path / "paused"
+    probe = f"NAME = {write!r}\nMARK = {str(mark)!r}\n" + textwrap.dedent(PAUSE)
+    env = patch_on_import(tmp_path, "grokterm.store", probe)
+    if write == "finish_cohort":  # no checkpoint: B trains A's cohort again from step 0
+        env["GROKTERM_CHECKPOINT_S"] = "1000"
+    proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path, env=env)
+    frozen: list[int] = []
+    try:
+        wait_for(lambda: started(tmp_path), timeout=60)
+        if write == "release_cohort":  # ask one worker to stop mid-cohort: it saves, then releases
+            _, a = wait_for(lambda: read(db, mid_cohort), timeout=60)
+            os.kill(a.pid, signal.SIGTERM)
+        wait_for(lambda: mark.exists() and len(mark.read_text().split()) == 3, timeout=60)
+        pid, cohort_id, a_id = map(int, mark.read_text().split())
+        frozen.append(pid)
+        wait_for(lambda: stopped(pid), timeout=10)
+
+        def b_trains(store):
+            c = next(c for c in store.cohorts(1) if c.id == cohort_id)
+            return c.status == "running" and c.worker_id not in (None, a_id) and c.step < 1500
+
+        wait_for(lambda: read(db, b_trains), timeout=60)
+        os.kill(pid, signal.SIGCONT)
+        frozen.clear()
+        log = next(w.log for w in read(db, lambda s: s.workers(1)) if w.id == a_id)
+        ended = f"probe: end cohort={cohort_id} worker={a_id} "
+        line = wait_for(
+            lambda: next((x for x in probe_lines(log) if x.startswith(ended)), None), 60
+        )
+        still = read(db, lambda s: [r.status for r in s.runs(1) if r.cohort_id == cohort_id])
+        out, _ = proc.communicate(timeout=180)
+    except BaseException:
+        stop_on_failure(proc, frozen)
+        raise
+    assert line.endswith("owned=False"), line  # the stale finish or release was refused
+    assert still == ["running"] or still == ["done"]  # B's run, never queued again by A
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert curves(db) == uninterrupted
+    assert [c.status for c in read(db, lambda s: s.cohorts(1))] == ["done", "done"]
