@@ -126,7 +126,7 @@ def _matching(runs: Sequence[Run], where: dict | None) -> list[Run]:
 
 def _points(runs, where: dict | None = None, value=None) -> list[analysis.Point]:
     matching = _matching(runs, where)
-    points = analysis.aggregate(matching, value) if value else analysis.aggregate(matching)
+    points = analysis.aggregate(matching, value)
     if not points:
         raise _NoData(f"no finished runs with {where}" if where else "no finished runs")
     return points

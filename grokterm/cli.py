@@ -317,13 +317,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
                "running")  # fmt: skip
     for col in columns:
         table.add_column(col)
-    for c in store.sweeps():
+    listed = store.sweeps()
+    for c in listed:
         s = c.sweep
         table.add_row(str(s.id), s.name, s.scale, s.figure, s.created, str(c.runs), str(c.done),
                       str(c.diverged), str(c.failed), str(c.running))  # fmt: skip
     console = Console()
     console.print(table)
-    for c in store.sweeps():
+    for c in listed:
         for w in store.workers(c.sweep.id):
             if w.error:
                 console.print(f"sweep {c.sweep.id} worker {w.id} ({w.status}): {w.error}"

@@ -151,15 +151,17 @@ class Preset:
         """Identity of what this preset trains, to find the sweep to resume: its runs'
         keys and identities, so editing a description, a plot or a claim still resumes,
         and so does a sweep stored before a new run option was added."""
-        return _digest([[s.key, s.config.identity()] for s in self.expand()])
+        return self.digests()[0]
 
     def digests(self) -> list[str]:
-        """The digests a stored sweep of exactly these runs may carry: today's, and the
-        one over whole configs that sweeps stored before identities carry."""
-        legacy = [[s.key, s.config.legacy_dict()] for s in self.expand()]
-        if any(config is None for _, config in legacy):
-            return [self.digest()]
-        return [self.digest(), _digest(legacy)]
+        """The digests a stored sweep of exactly these runs may carry: today's first,
+        then the one over whole configs that sweeps stored before identities carry."""
+        specs = self.expand()
+        digests = [_digest([[s.key, s.config.identity()] for s in specs])]
+        legacy = [[s.key, s.config.legacy_dict()] for s in specs]
+        if all(config is not None for _, config in legacy):
+            digests.append(_digest(legacy))
+        return digests
 
 
 def _digest(runs: list) -> str:

@@ -172,7 +172,7 @@ class CohortJob:
         try:
             return _load(data)
         except Exception as err:  # noqa: BLE001  (unpickling raises many kinds)
-            error = f"checkpoint not loaded ({type(err).__name__}: {str(err).splitlines()[0]})"
+            error = f"checkpoint not loaded ({type(err).__name__}: {(str(err).splitlines() or [''])[0]})"
             print(
                 f"cohort {self.job.cohort_id}: {error}; training from step 0",
                 file=sys.stderr,

@@ -45,7 +45,9 @@ plot = {{ kind = "final", x = "d", series = "n_train" }}
 """
     preset = parse_preset(tomllib.loads(text), f"{name}.toml", text)
     store = Store(db, clock=lambda: CREATED)  # a fixed clock: the same database every time
-    sweep_id = store.create_sweep(preset, "paper", plan_cohorts(preset.expand(), 1, 64))
+    sweep_id = store.open_sweep(preset, "paper", plan_cohorts(preset.expand(), 1, 64), fresh=True)[
+        0
+    ].id
     worker = store.register_worker(sweep_id, "cpu")
     while (job := store.claim_cohort(sweep_id, worker, "cpu", lease_s=3600)) is not None:
         points, labels = [], {}

@@ -33,7 +33,9 @@ WRITER = textwrap.dedent("""
 def make_sweep(path) -> tuple[Store, int]:
     store = Store(path)
     preset = parse_preset(PRESET)
-    sweep_id = store.create_sweep(preset, "paper", plan_cohorts(preset.expand(), 4, 1))
+    sweep_id = store.open_sweep(preset, "paper", plan_cohorts(preset.expand(), 4, 1), fresh=True)[
+        0
+    ].id
     return store, sweep_id
 
 

@@ -28,7 +28,9 @@ def taken_over(tmp_path):
     """A cohort claimed by a first worker, then (its lease lapsed) by a second."""
     store = Store(tmp_path / "runs.db")
     preset = parse_preset(PRESET)
-    sweep_id = store.create_sweep(preset, "paper", plan_cohorts(preset.expand(), 2, 1))
+    sweep_id = store.open_sweep(preset, "paper", plan_cohorts(preset.expand(), 2, 1), fresh=True)[
+        0
+    ].id
     stale, owner = store.register_worker(sweep_id, "cpu"), store.register_worker(sweep_id, "cpu")
     job = store.claim_cohort(sweep_id, stale, "cpu", lease_s=60)
     assert store.claim_cohort(sweep_id, owner, "cpu", lease_s=-1).cohort_id == job.cohort_id
@@ -102,7 +104,7 @@ def _registered(tmp_path: Path, token: str) -> subprocess.Popen:
 def test_stop_signals_our_workers_and_leaves_a_stranger_with_a_stale_pid_alone(tmp_path):
     store = Store(tmp_path / "runs.db")
     preset = parse_preset(PRESET)
-    store.create_sweep(preset, "paper", plan_cohorts(preset.expand(), 1, 2))
+    store.open_sweep(preset, "paper", plan_cohorts(preset.expand(), 1, 2), fresh=True)
     stranger = _registered(tmp_path, "another boot:42")  # the dead worker's token, not its own
     ours = _registered(tmp_path, "")  # its own token, as a worker registers
     try:

@@ -46,24 +46,21 @@ class Store(Connection):
         """The newest sweep of exactly this preset's runs, or a new one (always with
         fresh), found or made in one transaction: launches at the same instant end with
         one sweep. Returns (sweep, created)."""
+        digests = preset.digests()  # the preset expanded once, before taking the lock
         with self._write():
-            found = None if fresh else self.find_sweep(preset.name, scale, preset.digests())
-            sweep_id = found.id if found else self._insert_sweep(preset, scale, cohorts)
+            found = None if fresh else self.find_sweep(preset.name, scale, digests)
+            sweep_id = found.id if found else self._insert_sweep(preset, scale, cohorts, digests[0])
         return self.sweep(sweep_id), found is None
 
-    def create_sweep(self, preset, scale: str, cohorts: Sequence[Sequence]) -> int:
-        with self._write():
-            return self._insert_sweep(preset, scale, cohorts)
-
-    def _insert_sweep(self, preset, scale: str, cohorts: Sequence[Sequence]) -> int:
+    def _insert_sweep(self, preset, scale: str, cohorts: Sequence[Sequence], digest: str) -> int:
         """A sweep with its cohorts of RunSpecs. Cohorts keep the plan's order (workers
         claim them by id); runs take the preset's order, the order its tables list them in."""
         created = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="seconds")
         sweep_id = self.conn.execute(
             "INSERT INTO sweeps (name, title, figure, scale, preset_path, digest, toml, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (preset.name, preset.title, preset.figure, scale, preset.path, preset.digest(),
-             preset.text, created),
+            (preset.name, preset.title, preset.figure, scale, preset.path, digest, preset.text,
+             created),
         ).lastrowid  # fmt: skip
         rows = []  # (index in the preset, row); a sort by index keeps every row
         for specs in cohorts:

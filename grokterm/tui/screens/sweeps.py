@@ -6,14 +6,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header
 
 from grokterm.records import SweepCounts
+from grokterm.tui.screens.polling import PollingScreen
+from grokterm.tui.widgets.tables import sync_table
 
 COLUMNS = ("id", "name", "scale", "runs", "done", "diverged", "failed", "running", "created")
-POLL_S = 1.0
 
 
 def _cells(c: SweepCounts) -> tuple[str, ...]:
@@ -22,7 +21,7 @@ def _cells(c: SweepCounts) -> tuple[str, ...]:
             str(c.running), s.created)  # fmt: skip
 
 
-class SweepsScreen(Screen):
+class SweepsScreen(PollingScreen):
     BINDINGS = [
         Binding("enter", "open", "open"),
         Binding("r", "resume", "resume"),
@@ -34,11 +33,11 @@ class SweepsScreen(Screen):
             super().__init__()
             self.rows = rows
 
+    READING = "reading the sweeps list"
+
     def __init__(self):
         super().__init__()
-        self.timer: Timer | None = None
         self.shown: dict[str, tuple] = {}  # sweep id -> cells, in table order
-        self.reads = 0  # polls made: a hidden screen makes none
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -51,41 +50,16 @@ class SweepsScreen(Screen):
         for col in COLUMNS:
             table.add_column(col, key=col)
 
-    def on_screen_resume(self) -> None:
-        if self.timer is None:
-            self.timer = self.set_interval(POLL_S, self.refresh_rows)
-        self.timer.resume()
-        self.refresh_rows()
-
-    def on_screen_suspend(self) -> None:
-        if self.timer is not None:
-            self.timer.pause()
-
-    def refresh_rows(self) -> None:
-        self.reads += 1
-        self.app.in_thread(self._read, "reading the sweeps list", f"sweeps-{id(self)}")
-
-    def _read(self) -> None:
+    def read(self) -> None:
         with self.app.reader() as store:
             self.post_message(self.Read(store.sweeps()))
 
     def on_sweeps_screen_read(self, message: Read) -> None:
-        table = self.query_one(DataTable)
+        """The sweeps, newest first; a new sweep on top leaves the cursor on its sweep."""
         rows = {str(c.sweep.id): _cells(c) for c in reversed(message.rows)}
-        if list(rows) == list(self.shown):
-            for key, cells in rows.items():
-                for col, old, new in zip(COLUMNS, self.shown[key], cells):
-                    if old != new:
-                        table.update_cell(key, col, new)
-        else:  # a new sweep: the cursor stays on the sweep it was on
-            keep = self._selected()
-            table.clear()
-            for key, cells in rows.items():
-                table.add_row(*cells, key=key)
-            if table.row_count:
-                keys = list(rows)
-                table.move_cursor(row=keys.index(str(keep)) if str(keep) in keys else 0)
-        self.shown = rows
+        selected = self._selected()
+        keep = None if selected is None else str(selected)
+        self.shown = sync_table(self.query_one(DataTable), COLUMNS, self.shown, rows, keep)
 
     def _selected(self) -> int | None:
         table = self.query_one(DataTable)
