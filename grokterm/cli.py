@@ -4,9 +4,8 @@ commands that train, so `grokterm --help` starts fast."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from datetime import timedelta
-from pathlib import Path
 
 DEFAULT_DB = "runs.db"
 
@@ -15,25 +14,56 @@ class UsageError(Exception):
     """Bad input: printed as one line after `grokterm: `, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (and the command's --help named)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import sqlite3
+
+    from grokterm.settings import SettingError, check
+    from grokterm.store.connection import StoreError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        from grokterm.tui.app import run_app
-
-        return run_app(args.db, args.presets, args.device, args.workers)
     try:
+        check()
+        if args.command is None:
+            from grokterm.tui.app import run_app
+
+            return run_app(args.db, args.presets, args.device, args.workers)
         return args.func(args)
-    except UsageError as err:
+    except (UsageError, SettingError, StoreError) as err:
         print(f"grokterm: {err}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as err:  # found damaged past the checks made on opening
+        print(f"grokterm: {getattr(args, 'db', DEFAULT_DB)}: damaged database ({err})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except KeyboardInterrupt:
+        print("grokterm: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. `grokterm export --csv - | head`
         sys.stderr.close()
         return 0
 
 
+def positive(text: str) -> int:
+    """An argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="grokterm",
         # The app's options would otherwise swallow abbreviations meant for a
         # command (bench --d read as --db or --device).
@@ -46,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default="auto", help="the app's workers: auto, cpu, cuda or cuda:I"
     )
-    parser.add_argument("--workers", type=int, help="the app's workers per sweep")
+    parser.add_argument("--workers", type=positive, help="the app's workers per sweep")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="train a preset's sweep with background workers (resumable)")
@@ -55,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", default="paper", help="a scale named in the preset (default: paper)"
     )
     _db_option(run)
-    run.add_argument("--workers", type=int, help="default: one per GPU, else one per CPU core")
+    run.add_argument("--workers", type=positive, help="default: one per GPU, else one per CPU core")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I")
-    run.add_argument("--cohort-size", type=int, help="most runs trained as one program")
+    run.add_argument("--cohort-size", type=positive, help="most runs trained as one program")
     run.add_argument("--dry-run", action="store_true", help="show the plan; touch nothing")
+    run.add_argument(
+        "--verbose", action="store_true", help="with --dry-run: every cohort and its runs"
+    )
     run.add_argument("--fresh", action="store_true", help="start a new sweep, do not resume")
     run.set_defaults(func=cmd_run)
 
@@ -74,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", nargs="?", help="sweep id or name, or a preset file (default: newest)"
     )
     _db_option(show)
-    show.add_argument("--width", type=int, help="plot width (default: the terminal's)")
-    show.add_argument("--height", type=int, default=24, help="plot height")
+    show.add_argument("--width", type=positive, help="plot width (default: the terminal's)")
+    show.add_argument("--height", type=positive, default=24, help="plot height")
     show.add_argument(
         "--scale", default="paper", help="with a preset file: the scale whose sweep to show"
     )
@@ -108,15 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="throughput of the cohort engine against the plain reference"
     )
-    bench.add_argument("--d", type=int, nargs="+", default=[8, 32, 64], help="hidden sizes")
-    bench.add_argument("--n", type=int, nargs="+", default=[3000], help="training-set sizes")
-    bench.add_argument("--runs", type=int, help="cohort size (default: 4 on CPU, 44 on GPU)")
-    bench.add_argument("--steps", type=int, default=30, help="timed steps per case")
+    bench.add_argument("--d", type=positive, nargs="+", default=[8, 32, 64], help="hidden sizes")
+    bench.add_argument("--n", type=positive, nargs="+", default=[3000], help="training-set sizes")
+    bench.add_argument("--runs", type=positive, help="cohort size (default: 4 on CPU, 44 on GPU)")
+    bench.add_argument("--steps", type=positive, default=30, help="timed steps per case")
     bench.add_argument(
-        "--reference-runs", type=int, help="time the reference on this many runs (default: all)"
+        "--reference-runs",
+        type=positive,
+        help="time the reference on this many runs (default: all)",
     )
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I")
-    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
     bench.set_defaults(func=cmd_bench)
     return parser
 
@@ -125,21 +160,23 @@ def _db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_DB, help=f"the SQLite store (default: {DEFAULT_DB})")
 
 
-def _open_store(path: str, must_exist: bool = True, write: bool = False):
+def _open_store(path: str, write: bool = False):
     """The store, for reading only unless asked (reading a store never changes it)."""
-    from grokterm.store import Store
+    from grokterm.store import Store, check_file
 
-    if must_exist and not Path(path).exists():
-        raise UsageError(f"{path}: no such database (run a preset first, or pass --db)")
+    check_file(path, create=write)  # before any connection to it: see check_file
     return Store(path) if write else Store.reader(path)
 
 
-def _pick_sweep(store, ref: str | None, option: str = "--sweep"):
+def _pick_sweep(store, ref: str | None, option: str | None = "--sweep"):
+    """A sweep by id or name (option: the option it was given with; None: positional)."""
     sweep = store.sweep(ref)
+    if sweep is None and not ref:
+        raise UsageError(f"{store.path}: no sweeps yet")
     if sweep is None:
-        raise UsageError(
-            f"{store.path}: {option}: no sweep {ref!r}" if ref else f"{store.path}: no sweeps yet"
-        )
+        where = f"{option}: " if option else ""
+        raise UsageError(f"{store.path}: {where}no sweep {ref!r} (grokterm ls --db {store.path} "
+                         "lists them)")  # fmt: skip
     return sweep
 
 
@@ -167,10 +204,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in plan.warnings:
         console.print(line)
     if args.dry_run:
-        print_plan(console, plan)
+        from grokterm.plan_report import print_plan
+
+        print_plan(console, plan, args.verbose)
         return 0
 
-    store = _open_store(args.db, must_exist=False, write=True)
+    store = _open_store(args.db, write=True)
     sweep, created = sweeps.open_sweep(store, plan, args.fresh)
     if created:
         console.print(f"sweep {sweep.id}: {plan.preset.name} ({args.scale}), {len(plan.specs)} runs "
@@ -181,14 +220,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not store.sweep_finished(sweep.id):
         workers = sweeps.start(store.path, sweep.id, plan.slots)
         try:
-            if not follow(console, store, sweep, workers):
+            outcome = follow(console, store, sweep, workers)
+            if outcome == "failing":
                 raise UsageError(f"workers keep failing; see {workers.log_dir}/")
+            if outcome == "stopped":
+                console.print(f"sweep {sweep.id}: its workers were asked to stop (the app's x) "
+                              "and saved their state. Run the same command again to resume.")  # fmt: skip
+                return 130
             workers.wait()
         except KeyboardInterrupt:
-            console.print("stopping: workers are saving checkpoints ...")
-            workers.stop()
-            console.print(f"stopped. Run the same command again to resume sweep {sweep.id}.")
-            return 130
+            return _interrupted(console, workers, sweep.id)
     runs = store.runs(sweep.id)
     console.print(summary_table(runs))
     p = store.progress(sweep.id)
@@ -201,6 +242,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if p.failed else 0
 
 
+def _interrupted(console, workers, sweep_id: int) -> int:
+    """Ctrl-C: the workers save their state and stop; a second Ctrl-C stops the waiting
+    only (they are processes of their own and finish saving in the background)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until every worker has been asked
+    workers.stop()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    console.print("stopping: workers are saving checkpoints ... (Ctrl-C again: do not wait)")
+    try:
+        workers.wait()
+    except KeyboardInterrupt:
+        console.print("not waiting: the workers finish saving in the background.")
+    console.print(f"stopped. Run the same command again to resume sweep {sweep_id}.")
+    return 130
+
+
 def _option(message: str) -> str:
     """The service names its inputs; the command line names them as options."""
     for name in ("workers", "device", "backend"):
@@ -209,40 +265,17 @@ def _option(message: str) -> str:
     return message
 
 
-def print_plan(console, plan) -> None:
-    from grokterm.planning import cohort_bytes, estimate_seconds, gib
-
-    cohorts, slots = plan.cohorts, plan.slots
-    run_steps = sum(s.config.steps for c in cohorts for s in c)
-    console.print(f"{plan.preset.name} ({plan.scale}): {len(plan.specs)} runs in {len(cohorts)} "
-                  f"cohorts, {run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
-    if plan.kind == "cpu":  # the estimate is fitted to CPU step times
-        seconds = estimate_seconds(cohorts, len(slots))
-        console.print(
-            f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
-        )
-    elif slots[0].memory:
-        console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
-    for i, cohort in enumerate(cohorts, 1):
-        cfg = cohort[0].config
-        console.print(f"  cohort {i}: task={cfg.task} d={cfg.d} layers={cfg.n_layers} "
-                      f"steps={cfg.steps}, {len(cohort)} runs, ~{gib(cohort_bytes(cohort))}")  # fmt: skip
-        for spec in cohort:
-            console.print(f"    {spec.key}")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from grokterm.export import export_metrics, export_runs
+    from grokterm.export import ExportError, export_to
 
     store = _open_store(args.db)
     sweep = _pick_sweep(store, args.sweep)
-    write = export_metrics if args.metrics else export_runs
-    if args.csv == "-":
-        write(store, sweep, sys.stdout)
-        return 0
-    with open(args.csv, "w", newline="") as out:
-        n = write(store, sweep, out)
-    print(f"wrote {n} rows of sweep {sweep.id} ({sweep.name}) to {args.csv}", file=sys.stderr)
+    try:
+        n = export_to(store, sweep, args.csv, args.metrics)
+    except ExportError as err:
+        raise UsageError(f"--csv: {err}") from None
+    if args.csv != "-":
+        print(f"wrote {n} rows of sweep {sweep.id} ({sweep.name}) to {args.csv}", file=sys.stderr)
     return 0
 
 
@@ -269,7 +302,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.sweep}: no sweep of this preset at scale {args.scale!r} "
                              f"in {store.path}; run it first")  # fmt: skip
     else:
-        sweep = _pick_sweep(store, args.sweep)
+        sweep = _pick_sweep(store, args.sweep, None)
         try:
             preset = stored_preset(sweep)
         except (PresetError, ReportError) as err:
@@ -297,7 +330,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     from grokterm.analysis import dynamics
 
     store = _open_store(args.db, write=True)
-    sweep = _pick_sweep(store, args.sweep)
+    sweep = _pick_sweep(store, args.sweep, None)
     runs = store.runs(sweep.id)
     curves = store.run_points([r.id for r in runs])
     labels = {i: info for i, points in curves.items() if (info := dynamics(points))}

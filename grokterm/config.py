@@ -3,6 +3,7 @@ the store and the CLI can build and check it cheaply."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
 TASKS = ("add", "square", "memorize", "multitask")
@@ -13,6 +14,12 @@ IDENTITY_VERSION = 1
 # sweep stored then is found by its digest over these (Preset.digests).
 LEGACY_FIELDS = ("task", "p", "n_train", "n_mem", "d", "n_layers", "n_heads", "split_ffn", "lr",
                  "weight_decay", "beta1", "beta2", "warmup", "steps", "eval_every", "seed")  # fmt: skip
+
+
+# Far beyond any model or budget of the paper (its largest: d = 1024, 8 layers, 40k
+# steps), and within what the engine's integer types hold.
+LIMITS = {"p": 10_000, "d": 65_536, "n_layers": 1_024, "n_heads": 1_024, "steps": 10**9,
+          "eval_every": 10**9, "warmup": 10**9, "seed": 2**63 - 1}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -78,6 +85,9 @@ class RunConfig:
             raise ConfigError("task", f"expected one of {', '.join(TASKS)}, got {self.task!r}")
         _positive(self, "p", "n_train", "d", "n_layers", "n_heads", "steps", "eval_every")
         _non_negative(self, "n_mem", "warmup", "seed")
+        for key, most in LIMITS.items():
+            if getattr(self, key) > most:
+                raise ConfigError(key, f"expected at most {most:,}, got {getattr(self, key):,}")
         if self.p < 2:
             raise ConfigError("p", f"expected an integer of at least 2, got {self.p}")
         if self.d % self.n_heads:
@@ -107,8 +117,8 @@ class RunConfig:
                 "split_ffn", f"only the multitask task can split the FFN, task is {self.task!r}"
             )
         for key in ("lr", "weight_decay"):
-            if not getattr(self, key) >= 0:
-                raise ConfigError(key, f"expected a number >= 0, got {getattr(self, key)}")
+            if not 0 <= getattr(self, key) < math.inf:
+                raise ConfigError(key, f"expected a finite number >= 0, got {getattr(self, key)}")
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(key, f"expected a number in [0, 1), got {getattr(self, key)}")

@@ -1,11 +1,19 @@
 """Runs and metrics of a sweep as CSV, one header row, empty cells for missing
 values, so pandas, R and spreadsheets read numbers as numbers. Every series in the
-registry that a sweep logged is a column."""
+registry that a sweep logged is a column.
+
+A file is written beside its target and renamed into place, so a failed export leaves
+what was there; the database and its journal files are never a target."""
 
 from __future__ import annotations
 
 import csv
+import os
+import re
+import sys
+import tempfile
 from dataclasses import fields
+from pathlib import Path
 from typing import TextIO
 
 from grokterm import series
@@ -55,3 +63,54 @@ def export_metrics(store: Store, sweep: Sweep, out: TextIO) -> int:
             | {"step": p.step} | {k: p.values.get(k) for k in names}
         )  # fmt: skip
     return len(points)
+
+
+class ExportError(ValueError):
+    """An export target that cannot or must not be written: one line naming it."""
+
+
+def export_to(store: Store, sweep: Sweep, target: str | Path, metrics: bool = False) -> int:
+    """Write a sweep's runs (or metrics) to a file, or to stdout for "-"; rows written."""
+    write = export_metrics if metrics else export_runs
+    if str(target) == "-":
+        return write(store, sweep, sys.stdout)
+    path, name = Path(target), str(target)  # named as the user gave it
+    _check_target(store, path, name)
+    try:
+        if path.exists() and not path.is_file():  # a device or a pipe: written as it is
+            with open(path, "w", newline="") as out:
+                return write(store, sweep, out)
+        with tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, delete=False,
+                                         prefix=f".{path.name}.", suffix=".tmp") as out:  # fmt: skip
+            try:
+                n = write(store, sweep, out)
+                out.flush()
+                os.fsync(out.fileno())
+            except BaseException:
+                os.unlink(out.name)
+                raise
+        os.replace(out.name, path)
+        return n
+    except OSError as err:
+        raise ExportError(f"{name}: cannot be written ({err.strerror or err})") from None
+
+
+def _check_target(store: Store, path: Path, name: str) -> None:
+    try:
+        if path.is_dir():
+            raise ExportError(f"{name}: is a folder; name a file in it")
+        if not path.parent.is_dir():
+            raise ExportError(f"{name}: the folder {path.parent} does not exist")
+        db = store.path.resolve()
+        guarded = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+        if path.resolve() in guarded or any(
+            path.exists() and g.exists() and os.path.samefile(path, g) for g in guarded
+        ):
+            raise ExportError(f"{name}: is the database (or its journal); name another file")
+    except OSError as err:
+        raise ExportError(f"{name}: {err.strerror or err}") from None
+
+
+def safe_name(name: str) -> str:
+    """A sweep's name as one file name: no folders, no hidden file ("../x" is "x")."""
+    return re.sub(r"[^\w.=-]+", "-", name).strip(".-") or "sweep"

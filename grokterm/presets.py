@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +48,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_SCALE = "paper"
+# A sweep's runs at most: fig 3, the largest paper figure, has 847. Counted before a
+# grid is expanded, so a typo of a seed count is an error, not a machine out of memory.
+MAX_RUNS = 100_000
 TOP_KEYS = {"name", "title", "figure", "description", "seeds", "run", "grid", "points", "scale",
             "claims", "plot"}  # fmt: skip
 PLOT_KINDS = ("curves", "final", "capacity", "emergence", "zones")
@@ -83,6 +87,8 @@ class Preset:
     scales: dict[str, dict] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     plot: dict = field(default_factory=lambda: {"kind": "curves"})  # how `show` draws it
+    scale: str = DEFAULT_SCALE  # the scale applied
+    overridden: frozenset = frozenset()  # its keys: "run.steps", "grid.d", "seeds", "points"
 
     @property
     def is_view(self) -> bool:
@@ -118,11 +124,21 @@ class Preset:
             grid=self.grid | _grid_table(self.path, f"{where}.grid", over.get("grid", {})),
             seeds=_seeds(self.path, f"{where}.seeds", over["seeds"]) if "seeds" in over else self.seeds,
             points=_points(self.path, f"{where}.points", over["points"]) if "points" in over else self.points,
-            claims=self.claims, plot=self.plot,
+            claims=self.claims, plot=self.plot, scale=scale,
+            overridden=frozenset([*(f"run.{k}" for k in run), *(f"grid.{k}" for k in over.get("grid", {})),
+                                  *(k for k in ("seeds", "points") if k in over)]),
         )  # fmt: skip
+
+    def count(self) -> int:
+        """How many runs expand() makes, without making them."""
+        return len(self.points) * math.prod(len(v) for v in self.grid.values()) * len(self.seeds)
 
     def expand(self) -> list[RunSpec]:
         """Every point times every run of the grid times the seeds, each checked."""
+        if (n := self.count()) > MAX_RUNS:
+            where = "grid" if self.scale == DEFAULT_SCALE else f"scale.{self.scale}"
+            raise PresetError(self.path, where, f"{n:,} runs (points x grid x seeds); expected at "
+                              f"most {MAX_RUNS:,} in one sweep: split it into several presets")  # fmt: skip
         axes = list(self.grid.items())
         specs = []
         for extra, values in itertools.product(
@@ -140,12 +156,18 @@ class Preset:
         return specs
 
     def _where(self, key: str, point: dict) -> str:
-        """The preset key a bad run field came from."""
+        """The preset key a bad run field came from: a scale's, where it set it."""
         if key == "seed":
-            return "seeds"
-        if key in point:
-            return f"points[{self.points.index(point)}].{key}"
-        return f"grid.{key}" if key in self.grid else f"run.{key}"
+            where, source = "seeds", "seeds"
+        elif key in point:
+            where, source = f"points[{self.points.index(point)}].{key}", "points"
+        elif key in self.grid:
+            where = source = f"grid.{key}"
+        else:
+            where = source = f"run.{key}"
+        if source not in self.overridden:
+            return where
+        return f"scale.{self.scale}.{where.removeprefix('run.')}"
 
     def digest(self) -> str:
         """Identity of what this preset trains, to find the sweep to resume: its runs'
@@ -171,9 +193,12 @@ def _digest(runs: list) -> str:
 def load_preset(path: str | Path) -> Preset:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode()
     except OSError as err:
         raise PresetError(path, "file", f"cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise PresetError(path, "file", f"expected UTF-8 text, got byte 0x{err.object[err.start]:02x} "
+                          f"at offset {err.start}") from None  # fmt: skip
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -267,6 +292,8 @@ def _points(path, where: str, value) -> list[dict]:
 
 
 def _seeds(path, where: str, value) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_RUNS:
+        raise PresetError(path, where, f"expected at most {MAX_RUNS:,} (a sweep's runs at most), got {value:,}")  # fmt: skip
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return list(range(value))
     if (isinstance(value, list) and value

@@ -6,6 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+# A worker's exit status when it stopped because it was asked to (SIGTERM: the app's
+# `x`, a Ctrl-C), after saving its cohort: a backend does not replace such a worker.
+STOPPED_EXIT = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+
 
 def token(pid: int) -> str | None:
     """The process's boot and start time (Linux), else its start time and command line

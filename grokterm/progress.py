@@ -34,18 +34,21 @@ class SweepView:
         return Group(self.bar, workers_table(self.store.workers(self.sweep.id)))
 
 
-def follow(console: Console, store: Store, sweep: Sweep, workers: Backend) -> bool:
-    """Show the sweep live until it is finished (True), or until no worker is left
-    to train it (False); dead workers are replaced meanwhile, a bounded number of times."""
+def follow(console: Console, store: Store, sweep: Sweep, workers: Backend) -> str:
+    """Show the sweep live until it is "finished", or until no worker is left to train
+    it: "stopped" (they were asked to, from elsewhere: the app's x) or "failing". Dead
+    workers are replaced meanwhile, a bounded number of times."""
     view = SweepView(store, sweep)
     with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
         while not store.sweep_finished(sweep.id):
             workers.check()
             if not workers.alive():
-                return store.sweep_finished(sweep.id)
+                if store.sweep_finished(sweep.id):
+                    break
+                return "stopped" if workers.stopped else "failing"
             live.update(view.render())
             time.sleep(POLL_S)
-    return True
+    return "finished"
 
 
 def workers_table(workers: list[Worker]) -> Table:

@@ -4,6 +4,7 @@ backend, stop them. No torch, no printing."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,10 @@ class Plan:
 def slots(device: str = "auto", workers: int | None = None) -> list[WorkerSlot]:
     if workers is not None and workers < 1:
         raise SweepError(f"workers: expected a positive integer, got {workers}")
+    cores = os.cpu_count() or 1
+    if workers is not None and workers > cores:  # each is a process with torch, ~250 MB
+        raise SweepError(f"workers: expected at most {cores}, this machine's CPU cores (each "
+                         f"worker is a process of its own), got {workers}")  # fmt: skip
     try:
         return worker_slots(device, workers)
     except ValueError as err:

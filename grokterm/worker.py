@@ -26,14 +26,14 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
-from grokterm import processes
+from grokterm import processes, settings
 from grokterm.analysis import dynamics
 from grokterm.records import Assignment, Dynamics, MetricPoint
 from grokterm.store import LostCohort, Store
 
-LEASE_S = float(os.environ.get("GROKTERM_LEASE_S", 60))  # heartbeat lapse before takeover
-FLUSH_S = float(os.environ.get("GROKTERM_FLUSH_S", 2))  # metric flush and heartbeat
-CHECKPOINT_S = float(os.environ.get("GROKTERM_CHECKPOINT_S", 30))
+LEASE_S = settings.seconds("GROKTERM_LEASE_S")  # heartbeat lapse before takeover
+FLUSH_S = settings.seconds("GROKTERM_FLUSH_S")  # metric flush and heartbeat
+CHECKPOINT_S = settings.seconds("GROKTERM_CHECKPOINT_S")
 POLL_S = 0.5
 MAX_ATTEMPTS = 3  # tries of a cohort before its runs are marked failed
 
@@ -164,8 +164,8 @@ class CohortJob:
 
     def _saved_state(self) -> dict | None:
         """The cohort's checkpoint, read with torch's safe loader. One that cannot be
-        read (corrupt, or carrying code to run) is reported and set aside, and the
-        cohort trains from the start, re-logging its points."""
+        read (truncated, corrupt, or carrying code to run) is reported and set aside,
+        and the cohort trains from the start, re-logging its points."""
         data = self.sink.load_checkpoint(self.job.cohort_id)
         if data is None:
             return None
@@ -173,11 +173,8 @@ class CohortJob:
             return _load(data)
         except Exception as err:  # noqa: BLE001  (unpickling raises many kinds)
             error = f"checkpoint not loaded ({type(err).__name__}: {(str(err).splitlines() or [''])[0]})"
-            print(
-                f"cohort {self.job.cohort_id}: {error}; training from step 0",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"cohort {self.job.cohort_id}: {error}; training from step 0", file=sys.stderr,
+                  flush=True)  # fmt: skip
             self.sink.discard_checkpoint(self.job.cohort_id, self.worker.id, error)
             return None
 
@@ -255,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     worker.work()
-    return 0
+    return processes.STOPPED_EXIT if worker.stopping else 0
 
 
 if __name__ == "__main__":

@@ -77,8 +77,12 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, tiny):
     )
     assert result.returncode == 0
     assert "tiny (paper): 4 runs in 4 cohorts, 800 run-steps" in result.stdout
-    assert "n_train=120 seed=1" in result.stdout
+    assert "cohort 4: task=add d=16 layers=1 steps=200, 1 runs" in result.stdout
+    assert "n_train=120 seed=1" not in result.stdout  # runs only with --verbose
     assert "estimated wall time on 2 CPU cores: 0:00:0" in result.stdout  # 800 tiny steps
+    assert not (tmp_path / "runs.db").exists()
+    verbose = grokterm("run", str(tiny), "--dry-run", "--verbose", cwd=tmp_path)
+    assert "    n_train=120 seed=1" in verbose.stdout
     assert not (tmp_path / "runs.db").exists()
 
 

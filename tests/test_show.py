@@ -53,7 +53,11 @@ def test_show_final_plot_and_by_preset_path(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "final val_acc (mean, 95% CI dotted)" in result.stdout
     missing = grokterm("show", "nope", cwd=tmp_path)
-    assert missing.returncode == 2 and "--sweep: no sweep 'nope'" in missing.stderr
+    assert missing.returncode == 2  # a positional argument, not --sweep
+    assert (
+        missing.stderr
+        == "grokterm: runs.db: no sweep 'nope' (grokterm ls --db runs.db lists them)\n"
+    )
     # A claim added to the file is checked on the stored sweep, without training again.
     preset.write_text(
         text + '\n[[claims]]\nkind = "final"\nop = "<="\nvalue = 1.0\ntext = "added later"\n'

@@ -19,16 +19,21 @@ class Backend(Protocol):
         """Start one worker per slot."""
 
     def check(self) -> None:
-        """Replace a worker that died while the sweep still has work (bounded)."""
+        """Replace a worker that died while the sweep still has work (bounded); not one
+        that stopped when asked (the app's `x`): a clean stop stays stopped."""
+
+    @property
+    def stopped(self) -> int:
+        """How many of its workers have stopped when asked, and were not replaced."""
 
     def alive(self) -> int:
         """How many of its workers are running."""
 
-    def stop(self, timeout: float = 120) -> None:
-        """Ask every worker to checkpoint and hand its cohort back, then wait."""
+    def stop(self) -> None:
+        """Ask every worker to checkpoint and hand its cohort back; returns at once."""
 
     def wait(self, timeout: float = 120) -> None:
-        """Wait for the workers to exit on their own (the sweep is finished)."""
+        """Wait for the workers to exit (the sweep finished, or they were asked to stop)."""
 
     @property
     def log_dir(self) -> Path:

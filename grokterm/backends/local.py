@@ -44,6 +44,7 @@ class LocalPool:
         )  # logs shown anywhere
         self.procs: list[subprocess.Popen | None] = [None] * len(slots)
         self.respawns = [0] * len(slots)
+        self.stopped = 0  # workers that stopped when asked (by us, the app's x, anyone)
 
     @property
     def log_dir(self) -> Path:
@@ -63,6 +64,10 @@ class LocalPool:
         with closing(Store.reader(self.db)) as store:
             finished = store.sweep_finished(self.sweep_id)
         for i in dead:
+            if self.procs[i].returncode == processes.STOPPED_EXIT:
+                self.stopped += 1  # a clean stop stays stopped
+                self.procs[i] = None
+                continue
             if finished or self.respawns[i] >= self.MAX_RESPAWNS:
                 self.procs[i] = None
                 continue
@@ -72,11 +77,10 @@ class LocalPool:
     def alive(self) -> int:
         return sum(p is not None and p.poll() is None for p in self.procs)
 
-    def stop(self, timeout: float = 120) -> None:
+    def stop(self) -> None:
         for p in self.procs:
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        self.wait(timeout)
 
     def wait(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

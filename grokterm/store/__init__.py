@@ -26,10 +26,13 @@ from grokterm.records import (
 from grokterm.records import Worker as WorkerRecord
 from grokterm.series import CORE
 from grokterm.store import rows as mapping
-from grokterm.store.connection import Connection
+from grokterm.store.connection import Connection, StoreError, check_file
+
+__all__ = ["LostCohort", "Store", "StoreError", "check_file"]
 
 RUN_STATUSES = ("done", "diverged", "running", "failed")
 VALUE_COLUMNS = ", ".join((*CORE, "extras"))  # a metric row's values, as _columns gives them
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names no sweep
 UPSERT = ", ".join(f"{c} = excluded.{c}" for c in (*CORE, "extras"))
 
 
@@ -91,7 +94,9 @@ class Store(Connection):
         """A sweep by id, or the newest of a name, or the newest of all."""
         if ref is None:
             return mapping.sweep(self._one("SELECT * FROM sweeps ORDER BY id DESC LIMIT 1"))
-        if str(ref).isdigit():
+        if str(ref).isascii() and str(ref).isdigit():  # an id ("²" is a digit, not an id)
+            if int(ref) > MAX_ID:
+                return None
             return mapping.sweep(self._one("SELECT * FROM sweeps WHERE id = ?", (int(ref),)))
         sql = "SELECT * FROM sweeps WHERE name = ? ORDER BY id DESC LIMIT 1"
         return mapping.sweep(self._one(sql, (ref,)))

@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from grokterm import sweeps
 from grokterm.backends import Backend
-from grokterm.store import Store
+from grokterm.store import Store, check_file
 from grokterm.tui.screens.dialogs import HelpScreen, QuitScreen
 from grokterm.tui.screens.figure import FigureScreen
 from grokterm.tui.screens.presets import PresetsScreen
@@ -141,15 +141,22 @@ class GroktermApp(App):
         else:
             self.push_screen(screen)
 
-    def export_sweep(self, sweep_id: int) -> Path:
-        from grokterm.export import export_runs
+    def export_sweep(self, sweep_id: int) -> list[Path]:
+        """The sweep's runs and its metrics as CSV files in the working folder, named
+        after the sweep (made safe as a file name), said in one notification."""
+        from grokterm.export import ExportError, export_to, safe_name
 
         sweep = self.store.sweep(sweep_id)
-        path = Path(f"{sweep.name}-sweep{sweep_id}.csv").resolve()
-        with open(path, "w", newline="") as out:
-            export_runs(self.store, sweep, out)
-        self.notify(f"exported sweep {sweep_id} to {path}")
-        return path
+        stem = Path.cwd() / f"{safe_name(sweep.name)}-sweep{sweep_id}"
+        paths = [stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + "-metrics.csv")]
+        try:
+            for path, metrics in zip(paths, (False, True)):
+                export_to(self.store, sweep, path, metrics)
+        except ExportError as err:
+            self.notify(f"export failed: {err}", severity="error", timeout=10)
+            return []
+        self.notify(f"exported sweep {sweep_id}: runs to {paths[0]}, metrics to {paths[1]}")
+        return paths
 
     def _show_mode(self, mode: str) -> None:
         """A mode's own screen: the list, not a sweep left open on top of it."""
@@ -183,5 +190,6 @@ class GroktermApp(App):
 
 
 def run_app(db: str, presets: str, device: str, workers: int | None) -> int:
+    check_file(db, create=True)  # a bad store is one line, before the app opens it
     GroktermApp(db, presets, device, workers).run()
     return 0

@@ -234,8 +234,7 @@ class SweepScreen(PollingScreen):
         self.query_one("#filter", Input).focus()
 
     def action_export(self) -> None:
-        path = self.app.export_sweep(self.sweep_id)
-        self.notify(f"exported to {path}")
+        self.app.export_sweep(self.sweep_id)  # says where, or why not
 
 
 def _worker_line(w: Worker) -> str:

@@ -1,0 +1,35 @@
+"""What a dry run prints: the plan's summary (runs, cohorts, run-steps, the estimate on
+this machine), then its first cohorts, or with --verbose every cohort and its runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from grokterm.planning import cohort_bytes, estimate_seconds, gib
+
+SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
+
+
+def print_plan(console, plan, verbose: bool = False) -> None:
+    cohorts, slots = plan.cohorts, plan.slots
+    run_steps = sum(s.config.steps for c in cohorts for s in c)
+    console.print(f"{plan.preset.name} ({plan.scale}): {len(plan.specs)} runs in {len(cohorts)} "
+                  f"cohorts, {run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
+    if plan.kind == "cpu":  # the estimate is fitted to CPU step times
+        seconds = estimate_seconds(cohorts, len(slots))
+        console.print(
+            f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
+        )
+    elif slots[0].memory:
+        console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
+    shown = cohorts if verbose else cohorts[:SHOWN_COHORTS]
+    lines = []  # one print: rich renders each call on its own, slowly for thousands
+    for i, cohort in enumerate(shown, 1):
+        cfg = cohort[0].config
+        lines.append(f"  cohort {i}: task={cfg.task} d={cfg.d} layers={cfg.n_layers} "
+                     f"steps={cfg.steps}, {len(cohort)} runs, ~{gib(cohort_bytes(cohort))}")  # fmt: skip
+        lines.extend(f"    {spec.key}" for spec in cohort if verbose)
+    if len(shown) < len(cohorts):
+        lines.append(f"  ... {len(cohorts) - len(shown)} more cohorts (--verbose lists every "
+                     "cohort and its runs)")  # fmt: skip
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
