@@ -1,5 +1,6 @@
-"""Command line: argument parsing and wiring only. Imports torch lazily, inside the
-commands that train, so `grokterm --help` starts fast."""
+"""Command line: each command wired to the services (its options: arguments.py), and
+every error a user can cause as one line. Imports torch lazily, inside the commands
+that train, so `grokterm --help` starts fast."""
 
 from __future__ import annotations
 
@@ -7,18 +8,11 @@ import argparse
 import signal
 import sys
 
-DEFAULT_DB = "runs.db"
+from grokterm.arguments import DEFAULT_DB, build_parser
 
 
 class UsageError(Exception):
     """Bad input: printed as one line after `grokterm: `, exit status 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (and the command's --help named)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             from grokterm.tui.app import run_app
 
             return run_app(args.db, args.presets, args.device, args.workers)
-        return args.func(args)
+        return COMMANDS[args.command](args)
     except (UsageError, SettingError, StoreError) as err:
         print(f"grokterm: {err}", file=sys.stderr)
         return 2
@@ -49,115 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `grokterm export --csv - | head`
         sys.stderr.close()
         return 0
-
-
-def positive(text: str) -> int:
-    """An argparse type: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="grokterm",
-        # The app's options would otherwise swallow abbreviations meant for a
-        # command (bench --d read as --db or --device).
-        allow_abbrev=False,
-        description="Reproduce and explore Huang et al. 2024: grokking, double descent "
-        "and emergent abilities as circuit competition. Without a command: the app.",
-    )
-    parser.add_argument("--db", default=DEFAULT_DB, help=f"the app's store (default: {DEFAULT_DB})")
-    parser.add_argument("--presets", default="presets", help="the app's preset folder")
-    parser.add_argument(
-        "--device", default="auto", help="the app's workers: auto, cpu, cuda or cuda:I"
-    )
-    parser.add_argument("--workers", type=positive, help="the app's workers per sweep")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = sub.add_parser("run", help="train a preset's sweep with background workers (resumable)")
-    run.add_argument("preset", help="a preset file, e.g. presets/demo.toml")
-    run.add_argument(
-        "--scale", default="paper", help="a scale named in the preset (default: paper)"
-    )
-    _db_option(run)
-    run.add_argument("--workers", type=positive, help="default: one per GPU, else one per CPU core")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I")
-    run.add_argument("--cohort-size", type=positive, help="most runs trained as one program")
-    run.add_argument("--dry-run", action="store_true", help="show the plan; touch nothing")
-    run.add_argument(
-        "--verbose", action="store_true", help="with --dry-run: every cohort and its runs"
-    )
-    run.add_argument("--fresh", action="store_true", help="start a new sweep, do not resume")
-    run.set_defaults(func=cmd_run)
-
-    export = sub.add_parser("export", help="a sweep's runs (or metrics) as CSV")
-    _db_option(export)
-    export.add_argument("--sweep", help="sweep id or name (default: the newest)")
-    export.add_argument("--csv", required=True, metavar="PATH", help="output file, or - for stdout")
-    export.add_argument("--metrics", action="store_true", help="one row per (run, step)")
-    export.set_defaults(func=cmd_export)
-
-    show = sub.add_parser("show", help="draw a sweep's figure and check the paper's claims")
-    show.add_argument(
-        "sweep", nargs="?", help="sweep id or name, or a preset file (default: newest)"
-    )
-    _db_option(show)
-    show.add_argument("--width", type=positive, help="plot width (default: the terminal's)")
-    show.add_argument("--height", type=positive, default=24, help="plot height")
-    show.add_argument(
-        "--scale", default="paper", help="with a preset file: the scale whose sweep to show"
-    )
-    show.add_argument(
-        "--metric", help="the series to plot: averaged in a final plot, beside accuracy in a "
-        "curves plot (default: the preset's; val_acc or norm)",
-    )  # fmt: skip
-    show.add_argument(
-        "--with",
-        dest="pool",
-        action="append",
-        default=[],
-        metavar="SWEEP",
-        help="pool in the runs of another sweep that trains the same settings (more seeds, "
-        "more sizes); repeatable",
-    )
-    show.set_defaults(func=cmd_show)
-
-    relabel = sub.add_parser(
-        "relabel", help="label a sweep's runs again from their stored curves (current rules)"
-    )
-    relabel.add_argument("sweep", nargs="?", help="sweep id or name (default: newest)")
-    _db_option(relabel)
-    relabel.set_defaults(func=cmd_relabel)
-
-    ls = sub.add_parser("ls", help="list sweeps with their progress")
-    _db_option(ls)
-    ls.set_defaults(func=cmd_ls)
-
-    bench = sub.add_parser(
-        "bench", help="throughput of the cohort engine against the plain reference"
-    )
-    bench.add_argument("--d", type=positive, nargs="+", default=[8, 32, 64], help="hidden sizes")
-    bench.add_argument("--n", type=positive, nargs="+", default=[3000], help="training-set sizes")
-    bench.add_argument("--runs", type=positive, help="cohort size (default: 4 on CPU, 44 on GPU)")
-    bench.add_argument("--steps", type=positive, default=30, help="timed steps per case")
-    bench.add_argument(
-        "--reference-runs",
-        type=positive,
-        help="time the reference on this many runs (default: all)",
-    )
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I")
-    bench.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
-    bench.set_defaults(func=cmd_bench)
-    return parser
-
-
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, help=f"the SQLite store (default: {DEFAULT_DB})")
 
 
 def _open_store(path: str, write: bool = False):
@@ -197,17 +82,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         plan = sweeps.plan_sweep(_load_preset(args.preset), args.scale, args.device,
-                                 args.workers, args.cohort_size)  # fmt: skip
+                                 args.workers, args.cohort_size, preview=args.dry_run)  # fmt: skip
     except sweeps.SweepError as err:
         raise UsageError(_option(str(err))) from None
     console = Console()
-    for line in plan.warnings:
-        console.print(line)
     if args.dry_run:
         from grokterm.plan_report import print_plan
 
         print_plan(console, plan, args.verbose)
         return 0
+    for line in plan.warnings:
+        console.print(line, soft_wrap=True, markup=False)
+    if plan.warnings and not args.yes and not _confirmed():
+        raise UsageError(f"{args.preset}: not started (pass --yes to train anyway)")
 
     store = _open_store(args.db, write=True)
     sweep, created = sweeps.open_sweep(store, plan, args.fresh)
@@ -240,6 +127,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for run in (r for r in runs if r.status == "failed"):
         console.print(f"failed: {run.key}: {run.error}", soft_wrap=True, markup=False)
     return 1 if p.failed else 0
+
+
+def _confirmed() -> bool:
+    """Asked in a terminal; never where no one can answer (a batch job: --yes)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    return input("train anyway? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _interrupted(console, workers, sweep_id: int) -> int:
@@ -299,8 +193,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         preset = _load_preset(args.sweep)
         sweep = None if preset.is_view else sweeps.find_sweep(store, preset, args.scale)
         if sweep is None and not preset.is_view:
+            others = [s for s in preset.scale_names
+                      if s != args.scale and sweeps.find_sweep(store, preset, s)]  # fmt: skip
+            hint = (
+                f"; its {others[0]!r} sweep is there: --scale {others[0]}"
+                if others
+                else "; run it first"
+            )
             raise UsageError(f"{args.sweep}: no sweep of this preset at scale {args.scale!r} "
-                             f"in {store.path}; run it first")  # fmt: skip
+                             f"in {store.path}{hint}")  # fmt: skip
     else:
         sweep = _pick_sweep(store, args.sweep, None)
         try:
@@ -385,6 +286,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result = bench_case(d, n, runs, args.steps, device, args.reference_runs)
             print(result.line(), flush=True)
     return 0
+
+
+COMMANDS = {"run": cmd_run, "export": cmd_export, "show": cmd_show, "relabel": cmd_relabel,
+            "ls": cmd_ls, "bench": cmd_bench}  # fmt: skip
 
 
 if __name__ == "__main__":

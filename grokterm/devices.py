@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GPU_MEMORY_SHARE = 0.85  # of each GPU's memory, for its workers' cohorts
+CPU_MEMORY_SHARE = 0.8  # of this machine's memory, split between its CPU workers
+PREVIEW_GPU = 80 * 2**30  # a GPU previewed where none is visible: an 80 GB H100's memory
 
 
 @dataclass
@@ -25,17 +27,24 @@ def slots_kind(slots: list[WorkerSlot]) -> str:
     return "cuda" if slots[0].device.startswith("cuda") else "cpu"
 
 
-def worker_slots(device: str, workers: int | None) -> list[WorkerSlot]:
+def worker_slots(device: str, workers: int | None, preview: bool = False) -> list[WorkerSlot]:
     """Default: one worker per GPU, else one per CPU core with one thread each.
-    Workers on one GPU share its memory (a share of it, for the planner)."""
+    Workers share the memory of their GPU, or of the machine (a share of it, for the
+    planner). A preview (a dry run) of a GPU plan where none is visible plans for one
+    80 GB GPU."""
     gpu = device in ("auto", "cuda") or device.startswith("cuda:")
     gpus = gpu_memory() if gpu else []
     if device == "auto":
         device = "cuda" if gpus else "cpu"
     if device == "cpu":
-        return [WorkerSlot("cpu", 1) for _ in range(workers or os.cpu_count() or 1)]
+        n = workers or os.cpu_count() or 1
+        memory = machine_memory()
+        return [WorkerSlot("cpu", 1, memory and int(memory * CPU_MEMORY_SHARE) // n)
+                for _ in range(n)]  # fmt: skip
     if not gpu:
         raise ValueError(f"expected auto, cpu, cuda or cuda:I, got {device!r}")
+    if not gpus and preview:
+        gpus = [PREVIEW_GPU] * (int(device[5:]) + 1 if device[5:].isdigit() else 1)
     if not gpus:
         raise ValueError(f"{device} asked for, but no CUDA GPU is visible")
     if device == "cuda":
@@ -49,6 +58,14 @@ def worker_slots(device: str, workers: int | None) -> list[WorkerSlot]:
         WorkerSlot(f"cuda:{i}", 1, int(gpus[i] * GPU_MEMORY_SHARE) // indices.count(i))
         for i in indices
     ]
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes, where the system says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def gpu_memory() -> list[int]:

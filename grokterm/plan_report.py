@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from grokterm.devices import PREVIEW_GPU, gpu_memory
 from grokterm.planning import cohort_bytes, estimate_seconds, gib
 
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
@@ -22,6 +23,14 @@ def print_plan(console, plan, verbose: bool = False) -> None:
         )
     elif slots[0].memory:
         console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
+        if not gpu_memory():
+            console.print(f"(a preview: planned for {len({s.device for s in slots})} GPU(s) of "
+                          f"{gib(PREVIEW_GPU)}; none is visible here)")  # fmt: skip
+    largest = max(cohorts, key=cohort_bytes)
+    console.print(f"largest cohort: {len(largest)} runs, ~{gib(cohort_bytes(largest))}"
+                  + (f"; a worker has {gib(slots[0].memory)}" if slots[0].memory else ""))  # fmt: skip
+    for line in plan.warnings:
+        console.print(line, soft_wrap=True, markup=False)
     shown = cohorts if verbose else cohorts[:SHOWN_COHORTS]
     lines = []  # one print: rich renders each call on its own, slowly for thousands
     for i, cohort in enumerate(shown, 1):

@@ -50,12 +50,27 @@ def cohort_bytes(cohort: list[RunSpec]) -> int:
 
 
 def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None) -> list[str]:
-    """A line for each run that needs more memory than a worker has, even alone."""
+    """A line for the runs that need more memory than a worker has, even alone."""
     if memory is None:
         return []
-    return [f"warning: run {c[0].key} needs about {gib(run_bytes(c[0]))} to train, more "
-            f"than the {gib(memory)} a worker has; it may run out of memory"
-            for c in cohorts if len(c) == 1 and run_bytes(c[0]) > memory]  # fmt: skip
+    big = sorted((c[0] for c in cohorts if len(c) == 1 and run_bytes(c[0]) > memory),
+                 key=run_bytes, reverse=True)  # fmt: skip
+    if not big:
+        return []
+    runs = f"{len(big)} runs need" if len(big) > 1 else "run needs"
+    return [f"warning: {runs} more memory than the {gib(memory)} a worker has; the largest, "
+            f"{big[0].key}, about {gib(run_bytes(big[0]))}: it may run out of memory"]  # fmt: skip
+
+
+DAY_S = 86_400  # an estimate past a day on this machine is worth a warning
+
+
+def time_warnings(cohorts: list[list[RunSpec]], slots: list[WorkerSlot]) -> list[str]:
+    """A line where the estimated wall time on these CPU workers exceeds a day."""
+    if slots_kind(slots) != "cpu" or (seconds := estimate_seconds(cohorts, len(slots))) <= DAY_S:
+        return []
+    return [f"warning: estimated {seconds / DAY_S:,.0f} days on {len(slots)} CPU cores; this "
+            "scale is meant for a GPU (--dry-run --device cuda previews a GPU's plan)"]  # fmt: skip
 
 
 def gib(n: int) -> str:
@@ -87,11 +102,12 @@ def plan(
 def plan_on(
     specs: list[RunSpec], slots: list[WorkerSlot], cohort_size: int | None = None
 ) -> tuple[list[list[RunSpec]], list[str]]:
-    """The cohorts for these workers (their number, kind and memory), with a warning
-    for each run too big for a worker's memory even alone."""
+    """The cohorts for these workers (their number, kind and memory), with warnings
+    where a run is too big for a worker's memory even alone, or the sweep would take
+    more than a day on this machine's CPU."""
     memory = slots[0].memory
     cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, memory)
-    return cohorts, memory_warnings(cohorts, memory)
+    return cohorts, memory_warnings(cohorts, memory) + time_warnings(cohorts, slots)
 
 
 def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:

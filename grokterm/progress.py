@@ -1,5 +1,6 @@
-"""What `grokterm run` shows in the terminal: a live view of a sweep read from the
-store (runs finished, each worker's cohort, speed and ETA) and the summary table."""
+"""What `grokterm run` shows: a live view of a sweep read from the store (run-steps
+done, runs finished, each worker's cohort, speed and ETA), plain progress lines where
+stdout is not a terminal, and the summary table."""
 
 from __future__ import annotations
 
@@ -9,10 +10,19 @@ from datetime import timedelta
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from grokterm import settings
 from grokterm.backends import Backend
+from grokterm.records import Progress as ProgressRecord
 from grokterm.records import Run, Sweep, Worker
 from grokterm.store import Store
 
@@ -20,34 +30,83 @@ POLL_S = 0.25
 
 
 class SweepView:
+    """The bar counts run-steps done of run-steps planned (a sweep of one long cohort
+    moves as it trains, not only when runs finish), with runs finished beside it."""
+
     def __init__(self, store: Store, sweep: Sweep):
         self.store, self.sweep = store, sweep
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("runs"), TimeElapsedColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[runs]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(),
         )  # fmt: skip
-        self.task = self.bar.add_task(f"{sweep.name} ({sweep.scale})", total=None)
+        self.task = self.bar.add_task(f"{sweep.name} ({sweep.scale})", total=None, runs="")
 
     def render(self) -> Group:
         p = self.store.progress(self.sweep.id)
-        self.bar.update(self.task, total=p.runs, completed=p.finished)
+        self.bar.update(self.task, total=p.run_steps, completed=p.run_steps_done, runs=runs_text(p))
         return Group(self.bar, workers_table(self.store.workers(self.sweep.id)))
 
 
+def runs_text(p: ProgressRecord) -> str:
+    extra = "".join(
+        f", {n} {what}" for n, what in ((p.diverged, "diverged"), (p.failed, "failed")) if n
+    )
+    return f"{p.finished}/{p.runs} runs finished{extra}"
+
+
+class PlainLines:
+    """Where stdout is not a terminal (a log, a batch job): a line every so often with
+    runs finished, run-steps done, the rate since the first line and an ETA."""
+
+    def __init__(self, console: Console, store: Store, sweep: Sweep):
+        self.console, self.store, self.sweep = console, store, sweep
+        self.every = settings.seconds("GROKTERM_PROGRESS_S")
+        self.first: tuple[float, int] | None = None  # (time, run-steps done) at the first line
+        self.printed = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.first is not None and now - self.printed < self.every:
+            return
+        p = self.store.progress(self.sweep.id)
+        self.first = self.first or (now, p.run_steps_done)
+        rate = eta = ""
+        elapsed, gained = now - self.first[0], p.run_steps_done - self.first[1]
+        if elapsed > 0 and gained > 0:
+            speed = gained / elapsed
+            rate = f", {speed:,.0f} run-steps/s"
+            eta = f", ETA {timedelta(seconds=int((p.run_steps - p.run_steps_done) / speed))}"
+        share = p.run_steps_done / p.run_steps if p.run_steps else 0.0
+        self.console.print(
+            f"{time.strftime('%H:%M:%S')} sweep {self.sweep.id}: {runs_text(p)}, "
+            f"{p.run_steps_done:,}/{p.run_steps:,} run-steps ({share:.0%}){rate}{eta}",
+            soft_wrap=True, markup=False, highlight=False,
+        )  # fmt: skip
+        self.printed = now
+
+
 def follow(console: Console, store: Store, sweep: Sweep, workers: Backend) -> str:
-    """Show the sweep live until it is "finished", or until no worker is left to train
-    it: "stopped" (they were asked to, from elsewhere: the app's x) or "failing". Dead
-    workers are replaced meanwhile, a bounded number of times."""
+    """Show the sweep until it is "finished", or until no worker is left to train it:
+    "stopped" (they were asked to, from elsewhere: the app's x) or "failing". Dead
+    workers are replaced meanwhile, a bounded number of times. Live in a terminal,
+    plain lines elsewhere."""
+    if not console.is_terminal:
+        return _watch(store, sweep, workers, PlainLines(console, store, sweep).tick)
     view = SweepView(store, sweep)
     with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
-        while not store.sweep_finished(sweep.id):
-            workers.check()
-            if not workers.alive():
-                if store.sweep_finished(sweep.id):
-                    break
-                return "stopped" if workers.stopped else "failing"
-            live.update(view.render())
-            time.sleep(POLL_S)
+        return _watch(store, sweep, workers, lambda: live.update(view.render()))
+
+
+def _watch(store: Store, sweep: Sweep, workers: Backend, show) -> str:
+    while not store.sweep_finished(sweep.id):
+        workers.check()
+        if not workers.alive():
+            if store.sweep_finished(sweep.id):
+                break
+            return "stopped" if workers.stopped else "failing"
+        show()
+        time.sleep(POLL_S)
     return "finished"
 
 

@@ -76,6 +76,8 @@ class Progress:
     cohorts_finished: int  # done or failed
     steps_done: int  # over cohorts: a cohort's step counts once for its runs
     steps: int
+    run_steps_done: int = 0  # over runs: the work done (a finished cohort: all of it)
+    run_steps: int = 0  # the work planned
 
     @property
     def complete(self) -> bool:

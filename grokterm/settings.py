@@ -13,6 +13,7 @@ SECONDS = {
     "GROKTERM_FLUSH_S": (2.0, "how often a worker writes its metrics and heartbeat"),
     "GROKTERM_CHECKPOINT_S": (30.0, "how often a worker saves its cohort's state"),
     "GROKTERM_BUSY_TIMEOUT_S": (60.0, "how long a write waits for the database lock"),
+    "GROKTERM_PROGRESS_S": (30.0, "how often `grokterm run` prints a line, stdout not a terminal"),
 }
 
 

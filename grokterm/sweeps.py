@@ -28,14 +28,16 @@ class Plan:
     specs: list[RunSpec]
     slots: list[WorkerSlot]
     cohorts: list[list[RunSpec]]
-    warnings: list[str]  # runs too big for a worker's memory
+    warnings: list[str]  # runs too big for a worker's memory, a CPU estimate past a day
 
     @property
     def kind(self) -> str:
         return slots_kind(self.slots)
 
 
-def slots(device: str = "auto", workers: int | None = None) -> list[WorkerSlot]:
+def slots(
+    device: str = "auto", workers: int | None = None, preview: bool = False
+) -> list[WorkerSlot]:
     if workers is not None and workers < 1:
         raise SweepError(f"workers: expected a positive integer, got {workers}")
     cores = os.cpu_count() or 1
@@ -43,17 +45,18 @@ def slots(device: str = "auto", workers: int | None = None) -> list[WorkerSlot]:
         raise SweepError(f"workers: expected at most {cores}, this machine's CPU cores (each "
                          f"worker is a process of its own), got {workers}")  # fmt: skip
     try:
-        return worker_slots(device, workers)
+        return worker_slots(device, workers, preview)
     except ValueError as err:
         raise SweepError(f"device: {err}") from None
 
 
 def plan_sweep(
     preset: Preset, scale: str, device: str = "auto", workers: int | None = None,
-    cohort_size: int | None = None,
+    cohort_size: int | None = None, preview: bool = False,
 ) -> Plan:  # fmt: skip
-    """The cohorts a preset at a scale trains on this machine's workers. A figure drawn
-    from other sweeps (fig 1) trains nothing: SweepError says what to run instead."""
+    """The cohorts a preset at a scale trains on this machine's workers (a preview: on
+    a GPU even where none is visible). A figure drawn from other sweeps (fig 1) trains
+    nothing: SweepError says what to run instead."""
     try:
         at = preset.at_scale(scale)
         if at.is_view:
@@ -61,7 +64,7 @@ def plan_sweep(
         specs = at.expand()
     except PresetError as err:
         raise SweepError(str(err)) from None
-    on = slots(device, workers)
+    on = slots(device, workers, preview)
     cohorts, warnings = plan_on(specs, on, cohort_size)
     return Plan(at, scale, specs, on, cohorts, warnings)
 

@@ -122,7 +122,13 @@ class Store(Connection):
             " COALESCE(SUM(step), 0), COALESCE(SUM(steps), 0) FROM cohorts WHERE sweep_id = ?",
             (sweep_id,),
         ).fetchone()
-        return Progress(*runs, *cohorts)
+        work = self.conn.execute(
+            "SELECT COALESCE(SUM(n * CASE WHEN c.status IN ('done', 'failed') THEN c.steps"
+            " ELSE c.step END), 0), COALESCE(SUM(n * c.steps), 0) FROM cohorts c JOIN"
+            " (SELECT cohort_id, COUNT(*) AS n FROM runs WHERE sweep_id = ? GROUP BY cohort_id)"
+            " r ON r.cohort_id = c.id", (sweep_id,),
+        ).fetchone()  # fmt: skip
+        return Progress(*runs, *cohorts, *work)
 
     def sweep_finished(self, sweep_id: int) -> bool:
         return self.progress(sweep_id).complete
