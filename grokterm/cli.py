@@ -247,14 +247,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     store = _open_store(args.db)
     table = Table(box=None)
-    columns = ("id", "name", "scale", "figure", "created", "runs", "done", "diverged", "failed",
-               "running")  # fmt: skip
+    columns = ("id", "name", "scale", "figure", "status", "created", "runs", "done", "diverged",
+               "failed", "running")  # fmt: skip
     for col in columns:
         table.add_column(col)
     listed = store.sweeps()
     for c in listed:
         s = c.sweep
-        table.add_row(str(s.id), s.name, s.scale, s.figure, s.created, str(c.runs), str(c.done),
+        table.add_row(str(s.id), s.name, s.scale, s.figure, c.status, s.created, str(c.runs), str(c.done),
                       str(c.diverged), str(c.failed), str(c.running))  # fmt: skip
     console = Console()
     console.print(table)

@@ -64,6 +64,17 @@ class SweepCounts:
     diverged: int
     running: int
     failed: int
+    step: int = 0  # the furthest any of its runs got
+
+    @property
+    def status(self) -> str:
+        """finished; running (a worker trains it); interrupted (stopped partway);
+        queued (nothing trained yet)."""
+        if self.done + self.diverged + self.failed == self.runs:
+            return "finished"
+        if self.running:
+            return "running"
+        return "interrupted" if self.step or self.done or self.diverged else "queued"
 
 
 @dataclass(frozen=True)

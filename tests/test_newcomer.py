@@ -13,8 +13,10 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from conftest import FAST_ENV, TINY, grokterm, write_preset
 
+from grokterm import sweeps
 from grokterm.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 HUGE = 'name = "huge"\ntitle = "too big"\n[run]\np = 97\nd = 8192\nn_layers = 8\nsteps = 10\n'
 # Tiny runs, but so many steps that the estimate passes a day on this machine.
 LONG = 'name = "long"\ntitle = "too long"\n[run]\np = 17\nd = 8\nn_train = 100\nsteps = 100000000\n'
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left(tmp_path):
+    """LONG's workers would train for days: whatever a test leaves running is stopped."""
+    yield
+    db = tmp_path / "runs.db"
+    if db.exists():
+        with closing(Store(db)) as store:
+            sweeps.stop(store, 1)
 
 
 def test_a_run_beyond_a_workers_memory_warns_and_stops_without_yes(tmp_path):

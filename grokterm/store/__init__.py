@@ -105,11 +105,12 @@ class Store(Connection):
         """Every sweep with its run counts by status."""
         counts = ", ".join(f"COALESCE(SUM(r.status = '{s}'), 0) AS n_{s}" for s in RUN_STATUSES)
         rows = self._rows(
-            f"SELECT s.*, COUNT(r.id) AS n_runs, {counts} FROM sweeps s"
+            f"SELECT s.*, COUNT(r.id) AS n_runs, {counts}, COALESCE(MAX(r.step), 0) AS n_step"
+            " FROM sweeps s"
             " LEFT JOIN runs r ON r.sweep_id = s.id GROUP BY s.id ORDER BY s.id"
         )
         return [SweepCounts(mapping.sweep(r), r["n_runs"], r["n_done"], r["n_diverged"],
-                            r["n_running"], r["n_failed"]) for r in rows]  # fmt: skip
+                            r["n_running"], r["n_failed"], r["n_step"]) for r in rows]  # fmt: skip
 
     def progress(self, sweep_id: int) -> Progress:
         runs = self.conn.execute(

@@ -9,6 +9,7 @@ own, and a failed thread worker becomes a notification. The app never imports to
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from functools import partial
@@ -19,7 +20,7 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
-from grokterm import sweeps
+from grokterm import processes, sweeps
 from grokterm.backends import Backend
 from grokterm.store import Store, check_file
 from grokterm.tui.screens.dialogs import HelpScreen, QuitScreen
@@ -174,19 +175,34 @@ class GroktermApp(App):
         self.push_screen(HelpScreen())
 
     def action_quit_app(self) -> None:
-        running = sum(p.alive() for p in self.pools.values())
+        """Quit; first ask what to do with the workers of this database running on this
+        host, whoever started them (this app, an earlier one, `grokterm run`)."""
+        running = self._running_sweeps()
         if not running:
             self.exit()
             return
 
         def chosen(choice: str | None) -> None:
             if choice == "stop":
-                for pool in self.pools.values():
-                    pool.stop()
+                for sweep_id in running:
+                    sweeps.stop(self.store, sweep_id)
             if choice in ("stop", "leave"):
                 self.exit()
 
-        self.push_screen(QuitScreen(running), chosen)
+        self.push_screen(QuitScreen(sum(running.values())), chosen)
+
+    async def action_quit(self) -> None:  # ctrl+q and the palette's Quit ask too
+        self.action_quit_app()
+
+    def _running_sweeps(self) -> dict[int, int]:
+        """Sweep id -> its workers running on this host, proven alive by their token."""
+        host, running = socket.gethostname(), {}
+        for counts in self.store.sweeps():
+            live = [w for w in self.store.workers(counts.sweep.id) if w.status == "running"
+                    and w.host == host and w.token and processes.token(w.pid) == w.token]  # fmt: skip
+            if live:
+                running[counts.sweep.id] = len(live)
+        return running
 
 
 def run_app(db: str, presets: str, device: str, workers: int | None) -> int:

@@ -11,7 +11,7 @@ from textual.widgets import Button, Static
 KEYS = """\
 [b]everywhere[/b]
   p  presets          w  sweeps          ?  this help
-  ctrl+p  command palette (themes too)   q  quit
+  ctrl+p  command palette (themes too)   q, ctrl+q  quit (asks about running workers)
 
 [b]presets[/b]   up/down pick, l launch (at the chosen scale)
 [b]sweeps[/b]    enter open, r resume, x stop workers
@@ -20,8 +20,9 @@ KEYS = """\
   1 runs  2 curves  3 phase map  4 figure and claims
   enter on a run or a phase-map cell: its curves
   g  log / linear step      m  series beside accuracy
-  s  sort runs              /  filter runs
-  e  export CSV             escape  back
+  s  sort by the next column   S  reverse the sort
+  /  filter runs (enter: keep it, escape: clear it)
+  e  export runs and metrics as CSV      escape  back
 """
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
@@ -37,6 +37,12 @@ class PresetsScreen(Screen):
 
     def _load(self) -> None:
         self.presets, self.errors = find_presets(self.app.presets_dir)
+        with self.app.reader() as store:
+            self.swept: dict[str, list[str]] = {}  # preset name -> its sweeps, in words
+            for c in store.sweeps():
+                self.swept.setdefault(c.sweep.name, []).append(
+                    f"#{c.sweep.id} {c.sweep.scale} ({c.status})"
+                )
         try:
             self.n_workers = len(self.app.slots())
         except ValueError as err:  # a bad --device: said once here, and again on launch
@@ -46,21 +52,22 @@ class PresetsScreen(Screen):
         self._load()  # the app's preset folder and workers are known once mounted
         yield Header()
         with Horizontal():
-            yield OptionList(
-                *(
-                    Option(f"{p.figure:>4}  {p.name}", id=str(i))
-                    for i, p in enumerate(self.presets)
-                ),
-                id="preset-list",
-            )
+            yield OptionList(*(self._option(i, p) for i, p in enumerate(self.presets)),
+                             id="preset-list")  # fmt: skip
             with Vertical(id="preset-detail"):
-                yield Static(id="preset-info")
+                with VerticalScroll(id="preset-scroll"):  # tab to it, arrows scroll it
+                    yield Static(id="preset-info")
                 with Horizontal(id="launch-row"):
                     yield Select(
                         [("paper", "paper")], id="scale", allow_blank=False, prompt="scale"
                     )
                     yield Button("Launch", id="launch", variant="success")
         yield Footer()
+
+    def _option(self, index: int, preset: Preset) -> Option:
+        """Its name and title; a mark where the database has a sweep of it."""
+        mark = "*" if preset.name in self.swept else " "
+        return Option(f"{mark}{preset.name:<6} {preset.title}", id=str(index))
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "grokterm", "presets"
@@ -94,6 +101,8 @@ class PresetsScreen(Screen):
             lines.append(
                 f"{scale:>6}: {len(specs)} runs, about {cost} on {self.n_workers} CPU workers"
             )
+        if preset.name in self.swept:
+            lines += ["", f"sweeps: {', '.join(self.swept[preset.name])} (w lists them)"]
         lines += ["", _reflow(preset.description)]
         self.query_one("#preset-info", Static).update("\n".join(lines))
         select = self.query_one("#scale", Select)

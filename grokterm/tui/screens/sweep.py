@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -41,21 +42,25 @@ RUN_COLUMNS = ("key", "status", "step", "train", "val", "norm", "label")
 
 
 class SweepScreen(PollingScreen):
+    # The footer shows what fits 80 columns; the tabs' keys (1-4, also on the tabs), S,
+    # g, m and e are under ? with the rest.
     BINDINGS = [
-        Binding("1", "tab('runs')", "runs"),
-        Binding("2", "tab('curves')", "curves"),
-        Binding("3", "tab('phase')", "phase map"),
-        Binding("4", "tab('figure')", "figure"),
-        Binding("g", "toggle_log", "log step"),
-        Binding("m", "next_metric", "series"),
-        Binding("e", "export", "export CSV"),
+        Binding("escape", "back", "back"),
         Binding("s", "sort", "sort"),
+        Binding("S", "reverse", "reverse", key_display="S", show=False),
         Binding("slash", "filter", "filter", key_display="/"),
-        Binding("escape", "app.pop_screen", "back"),
+        Binding("e", "export", "export", show=False),
+        Binding("1", "tab('runs')", "runs", show=False),
+        Binding("2", "tab('curves')", "curves", show=False),
+        Binding("3", "tab('phase')", "phase map", show=False),
+        Binding("4", "tab('figure')", "figure", show=False),
+        Binding("g", "toggle_log", "log step", show=False),
+        Binding("m", "next_metric", "series", show=False),
     ]
 
     selected: reactive[tuple[int, ...]] = reactive((), init=False)  # runs whose curves are drawn
     sort_column: reactive[int] = reactive(0, init=False)  # index into RUN_COLUMNS
+    descending: reactive[bool] = reactive(False, init=False)  # the sort's direction
     log_step: reactive[bool] = reactive(True, init=False)  # curves against log10 step
     metric: reactive[str] = reactive("norm", init=False)  # beside accuracy in the curves
 
@@ -98,6 +103,7 @@ class SweepScreen(PollingScreen):
         table = self.query_one("#run-table", DataTable)
         for col in RUN_COLUMNS:
             table.add_column(col, key=col)
+        self._sorted()
         table.focus()  # arrows and Enter pick a run at once; "/" goes to the filter
 
     # -- polling, only while shown -------------------------------------------------------
@@ -139,7 +145,8 @@ class SweepScreen(PollingScreen):
         table = self.query_one("#run-table", DataTable)
         text = self.query_one("#filter", Input).value.strip().lower()
         shown = [r for r in runs if not text or text in f"{r.key} {r.status} {r.label}".lower()]
-        shown.sort(key=lambda r: _sort_key(r, RUN_COLUMNS[self.sort_column]))
+        column = RUN_COLUMNS[self.sort_column]
+        shown.sort(key=lambda r: _sort_key(r, column, self.descending))
         rows = {str(r.id): _cells(r) for r in shown}
         self.table_rows = sync_table(table, RUN_COLUMNS, self.table_rows, rows)
 
@@ -222,16 +229,44 @@ class SweepScreen(PollingScreen):
             curves.set_metric(metric)
 
     def action_sort(self) -> None:
+        """The next column, ascending (S reverses): as htop and k9s sort."""
+        self.descending = False
         self.sort_column = (self.sort_column + 1) % len(RUN_COLUMNS)
 
-    def watch_sort_column(self, column: int) -> None:
-        self.notify(f"sorted by {RUN_COLUMNS[column]}")
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+
+    def watch_sort_column(self) -> None:
+        self._sorted()
+
+    def watch_descending(self) -> None:
+        self._sorted()
+
+    def _sorted(self) -> None:
+        """The header marks the sort column and its direction."""
+        table = self.query_one("#run-table", DataTable)
+        for i, col in enumerate(RUN_COLUMNS):
+            mark = (" v" if self.descending else " ^") if i == self.sort_column else ""
+            table.columns[col].label = Text(col + mark)
+        table.refresh()
         if self.state is not None:
             self._fill_table(self.state.runs)
 
     def action_filter(self) -> None:
         self.query_one(TabbedContent).active = "runs"
         self.query_one("#filter", Input).focus()
+
+    def action_back(self) -> None:
+        """Escape: out of the filter (cleared), else back to the list."""
+        field = self.query_one("#filter", Input)
+        if field.has_focus:
+            field.value = ""
+            self.query_one("#run-table").focus()
+        else:
+            self.app.pop_screen()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#run-table").focus()  # enter keeps the filter and goes to its runs
 
     def action_export(self) -> None:
         self.app.export_sweep(self.sweep_id)  # says where, or why not
@@ -246,16 +281,22 @@ def _worker_line(w: Worker) -> str:
 
 
 def _cells(r: Run) -> tuple:
-    return (r.key, r.status, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
+    status = "stopped" if r.status == "queued" and r.step else r.status  # resumes from there
+    return (r.key, status, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
             _fmt(r.value("norm"), 1), (r.error if r.status == "failed" else r.label) or "")  # fmt: skip
 
 
-def _sort_key(run: Run, column: str):
+def _sort_key(run: Run, column: str, descending: bool = False):
     # Keys sort in grid order (d=8 before d=16), which the run id keeps.
     values = {"key": run.id, "status": run.status, "step": run.step, "train": run.value("train_acc"),
               "val": run.value("val_acc"), "norm": run.value("norm"), "label": run.label}  # fmt: skip
     value = values[column]
-    return (value is None, value if not isinstance(value, str) else value.lower())
+    if value is None:  # last either way
+        return (1, 0)
+    if isinstance(value, str):  # reversed by its characters' codes
+        value = tuple(-ord(ch) for ch in value.lower()) + (1,) if descending else value.lower()
+        return (0, value)
+    return (0, -value if descending else value)
 
 
 def _fmt(value, digits: int = 3) -> str:

@@ -12,13 +12,14 @@ from grokterm.records import SweepCounts
 from grokterm.tui.screens.polling import PollingScreen
 from grokterm.tui.widgets.tables import sync_table
 
-COLUMNS = ("id", "name", "scale", "runs", "done", "diverged", "failed", "running", "created")
+COLUMNS = ("id", "name", "scale", "status", "runs", "done", "diverged", "failed", "running",
+           "created")  # fmt: skip
 
 
 def _cells(c: SweepCounts) -> tuple[str, ...]:
     s = c.sweep
-    return (str(s.id), s.name, s.scale, str(c.runs), str(c.done), str(c.diverged), str(c.failed),
-            str(c.running), s.created)  # fmt: skip
+    return (str(s.id), s.name, s.scale, c.status, str(c.runs), str(c.done), str(c.diverged),
+            str(c.failed), str(c.running), s.created)  # fmt: skip
 
 
 class SweepsScreen(PollingScreen):
@@ -26,6 +27,7 @@ class SweepsScreen(PollingScreen):
         Binding("enter", "open", "open"),
         Binding("r", "resume", "resume"),
         Binding("x", "stop", "stop workers"),
+        Binding("escape", "nothing", show=False),  # the top level: nothing to go back to
     ]
 
     class Read(Message):
@@ -77,6 +79,9 @@ class SweepsScreen(PollingScreen):
     def action_resume(self) -> None:
         if (sweep_id := self._selected()) is not None:
             self.app.resume_sweep(sweep_id)
+
+    def action_nothing(self) -> None:
+        pass
 
     def action_stop(self) -> None:
         if (sweep_id := self._selected()) is not None:
