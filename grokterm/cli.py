@@ -106,14 +106,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"resuming sweep {sweep.id}: {p.finished} of {p.runs} runs finished")
     if not store.sweep_finished(sweep.id):
         workers = sweeps.start(store.path, sweep.id, plan.slots)
+        # Ctrl-C while following is a flag the view sees, not an exception raised in the
+        # middle of drawing it; while the workers stop, a second one ends the waiting.
+        asked: list[int] = []
+        signal.signal(signal.SIGINT, lambda *_: asked.append(1))
         try:
-            outcome = follow(console, store, sweep, workers)
-            if outcome == "failing":
-                raise UsageError(f"workers keep failing; see {workers.log_dir}/")
-            if outcome == "stopped":
-                console.print(f"sweep {sweep.id}: its workers were asked to stop (the app's x) "
-                              "and saved their state. Run the same command again to resume.")  # fmt: skip
-                return 130
+            outcome = follow(console, store, sweep, workers, lambda: bool(asked))
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if outcome == "interrupted":
+            return _interrupted(console, workers, sweep.id)
+        if outcome == "failing":
+            raise UsageError(f"workers keep failing; see {workers.log_dir}/")
+        if outcome == "stopped":
+            console.print(f"sweep {sweep.id}: its workers were asked to stop (the app's x) "
+                          "and saved their state. Run the same command again to resume.")  # fmt: skip
+            return 130
+        try:
             workers.wait()
         except KeyboardInterrupt:
             return _interrupted(console, workers, sweep.id)

@@ -5,6 +5,7 @@ stdout is not a terminal, and the summary table."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from rich import box
@@ -86,20 +87,23 @@ class PlainLines:
         self.printed = now
 
 
-def follow(console: Console, store: Store, sweep: Sweep, workers: Backend) -> str:
+def follow(console: Console, store: Store, sweep: Sweep, workers: Backend,
+           interrupted: Callable[[], bool] = lambda: False) -> str:  # fmt: skip
     """Show the sweep until it is "finished", or until no worker is left to train it:
     "stopped" (they were asked to, from elsewhere: the app's x) or "failing". Dead
-    workers are replaced meanwhile, a bounded number of times. Live in a terminal,
-    plain lines elsewhere."""
+    workers are replaced meanwhile, a bounded number of times; "interrupted" as soon as
+    `interrupted()` says so (a Ctrl-C). Live in a terminal, plain lines elsewhere."""
     if not console.is_terminal:
-        return _watch(store, sweep, workers, PlainLines(console, store, sweep).tick)
+        return _watch(store, sweep, workers, PlainLines(console, store, sweep).tick, interrupted)
     view = SweepView(store, sweep)
     with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
-        return _watch(store, sweep, workers, lambda: live.update(view.render()))
+        return _watch(store, sweep, workers, lambda: live.update(view.render()), interrupted)
 
 
-def _watch(store: Store, sweep: Sweep, workers: Backend, show) -> str:
+def _watch(store: Store, sweep: Sweep, workers: Backend, show, interrupted) -> str:
     while not store.sweep_finished(sweep.id):
+        if interrupted():
+            return "interrupted"
         workers.check()
         if not workers.alive():
             if store.sweep_finished(sweep.id):

@@ -248,9 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     from grokterm.experiment.trainer import configure_torch
 
     configure_torch(args.threads)
+    # A stop that comes while the worker registers is held until it can be honoured (it
+    # would kill a listed worker, which the pool then counts as a crash and replaces).
+    asks = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, asks)
     worker = Worker(Store(args.db), lambda: Store(args.db), args.sweep, args.device, args.log)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, asks)
     worker.work()
     return processes.STOPPED_EXIT if worker.stopping else 0
 

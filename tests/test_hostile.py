@@ -214,20 +214,21 @@ def _wait(predicate, timeout: float = 120):
         time.sleep(0.2)
 
 
-def _training(db: Path) -> bool:
+def _training(db: Path, workers: int = 1) -> bool:
+    """At least this many workers are training a cohort of sweep 1."""
     if not db.exists():
         return False
     with closing(Store.reader(db)) as store:
-        return any(w.cohort_id and w.step for w in store.workers(1))
+        return sum(bool(w.cohort_id and w.step) for w in store.workers(1)) >= workers
 
 
 def test_a_stop_from_the_app_stays_stopped_under_grokterm_run(tmp_path):
     preset = write_preset(tmp_path, SLOW)
     db = tmp_path / "runs.db"
     proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
-    _wait(lambda: _training(db))
+    _wait(lambda: _training(db, workers=2))  # a worker still starting would not be asked
     with closing(Store(db)) as store:
-        assert sweeps.stop(store, 1) >= 1  # what the app's `x` does
+        assert sweeps.stop(store, 1) == 2  # what the app's `x` does
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "asked to stop" in out and "Traceback" not in out

@@ -64,7 +64,7 @@ def _in_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
                             stdin=side, stdout=side, stderr=side, env=os.environ | FAST_ENV,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     os.close(side)
-    out, asked = b"", False
+    out, asked, stopped = b"", False, False
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if select.select([main], [], [], 0.2)[0]:
@@ -75,8 +75,9 @@ def _in_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
         if not asked and b"train anyway? [y/N]" in out:
             os.write(main, answer.encode() + b"\n")
             asked = True
-        if asked and answer == "y" and b"runs finished" in out:  # the live view: it trains
-            proc.send_signal(signal.SIGINT)  # it started; stop it
+        if asked and answer == "y" and b"runs finished" in out and not stopped:
+            proc.send_signal(signal.SIGINT)  # the live view: it trains; stop it
+            stopped = True
     proc.wait(60)
     os.close(main)
     return proc.returncode, out.decode(errors="replace")

@@ -11,7 +11,7 @@ from textual.widgets import Button, Static
 KEYS = """\
 [b]everywhere[/b]
   p  presets          w  sweeps          ?  this help
-  ctrl+p  command palette (themes too)   q, ctrl+q  quit (asks about running workers)
+  ctrl+p  command palette (themes too)   q  quit (asks about workers)
 
 [b]presets[/b]   up/down pick, l launch (at the chosen scale)
 [b]sweeps[/b]    enter open, r resume, x stop workers
