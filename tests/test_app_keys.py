@@ -149,3 +149,15 @@ async def test_presets_list_titles_marks_swept_ones_and_scrolls_from_the_keyboar
         await pilot.press("down", "down", "down")
         await settle(pilot)
         assert scroll.scroll_y > 0  # the description reads on past the panel
+
+
+async def test_the_sweeps_bar_reads_the_fraction_of_run_steps_done(tmp_path):
+    # Two cohorts of two runs: one trained to step 1000 of 1000, not yet finished; one queued.
+    make_sweep(tmp_path / "runs.db", [8, 32], [2600], 2, steps=1000, finish=False)
+    app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _sweep_screen(pilot)
+        from textual.widgets import ProgressBar
+
+        bar = screen.query_one(ProgressBar)
+        assert (bar.progress, bar.total) == (2000, 4000)  # half the work, though no run finished

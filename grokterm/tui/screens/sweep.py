@@ -101,9 +101,7 @@ class SweepScreen(PollingScreen):
     def on_mount(self) -> None:
         self.title = "grokterm"
         table = self.query_one("#run-table", DataTable)
-        for col in RUN_COLUMNS:
-            table.add_column(col, key=col)
-        self._sorted()
+        self._sorted()  # the columns, with the sort's mark
         table.focus()  # arrows and Enter pick a run at once; "/" goes to the filter
 
     # -- polling, only while shown -------------------------------------------------------
@@ -121,7 +119,8 @@ class SweepScreen(PollingScreen):
         state = self.state = message.state
         p = state.progress
         self.sub_title = f"sweep {state.sweep.id}: {state.sweep.name} ({state.sweep.scale})"
-        self.query_one(ProgressBar).update(total=max(p.runs, 1), progress=p.finished)
+        # work done, in run-steps: a sweep of long cohorts moves as it trains
+        self.query_one(ProgressBar).update(total=max(p.run_steps, 1), progress=p.run_steps_done)
         self.query_one("#workers", Static).update(self._workers_line(state))
         self._fill_table(state.runs)
         self.query_one(PhaseMap).update_runs(state.runs)
@@ -245,10 +244,11 @@ class SweepScreen(PollingScreen):
     def _sorted(self) -> None:
         """The header marks the sort column and its direction."""
         table = self.query_one("#run-table", DataTable)
+        table.clear(columns=True)  # a column's label set in place is not redrawn
         for i, col in enumerate(RUN_COLUMNS):
             mark = (" v" if self.descending else " ^") if i == self.sort_column else ""
-            table.columns[col].label = Text(col + mark)
-        table.refresh()
+            table.add_column(Text(col + mark), key=col)
+        self.table_rows = {}
         if self.state is not None:
             self._fill_table(self.state.runs)
 
