@@ -205,7 +205,13 @@ def pool(runs: Sequence[Run], others: Sequence[Run]) -> tuple[list[Run], Pooled]
 
 def with_size(run: Run) -> Run:
     """A run whose grid also carries its model size, to group points by n_params."""
-    return replace(run, grid=run.grid | {"n_params": run.config.n_params})
+    return with_config(run, "n_params")
+
+
+def with_config(run: Run, *keys: str) -> Run:
+    """A run whose grid also carries these config values (a sweep that fixed d in
+    [run] still has a d for D_crit per d)."""
+    return replace(run, grid=run.grid | {k: getattr(run.config, k) for k in keys})
 
 
 def select(points: Sequence[Point], where: dict) -> list[Point]:

@@ -203,7 +203,7 @@ def _monotone(claim, runs):
 def _d_crit_of(runs) -> tuple[dict, dict[int, str]]:
     """D_crit per d, and how to show it: reached already at the smallest n measured
     means D_crit is at most that n."""
-    points = _points(runs)
+    points = _points([analysis.with_config(r, "d", "n_train") for r in runs])
     crit = analysis.d_crit(points)
     shown = {}
     for d, value in crit.items():

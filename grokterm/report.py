@@ -87,7 +87,9 @@ def _view(store: Store, preset: Preset, pooled: Sequence[Sweep], size) -> Report
         notes += more
     crit_name, mem_name = preset.sources
     done = {name: [r for r in rs if r.status == "done"] for name, rs in runs.items()}
-    crit = analysis.d_crit(analysis.aggregate(done[crit_name]))
+    crit = analysis.d_crit(
+        analysis.aggregate([analysis.with_config(r, "d", "n_train") for r in done[crit_name]])
+    )
     mem = {p.grid["d"]: p.mean for p in analysis.d_mem(done[mem_name])}
     ns = sorted({r.config.n_train for r in runs[crit_name]})
     figure = draw_zones(crit, mem, ns, (size[0], max(size[1] - 8, 10)))

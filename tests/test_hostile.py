@@ -411,3 +411,16 @@ def test_readers_opened_and_closed_keep_this_processs_connections_current(tmp_pa
     second = worker()
     assert [w.id for w in store.workers(1)] == [1, 2]
     second.communicate("\n", timeout=30)
+
+
+def test_every_shipped_sweep_is_shown_without_a_traceback(tmp_path):
+    """`show` on each sweep of results/quick.db, the calibration sweeps too (one whose
+    grid fixes d in [run] died in D_crit with a KeyError)."""
+    with closing(Store.reader(QUICK)) as store:
+        ids = [c.sweep.id for c in store.sweeps()]
+    for sweep_id in ids:
+        result = grokterm("show", str(sweep_id), "--db", str(QUICK), "--width", "80", cwd=tmp_path)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (
+            sweep_id,
+            result.stderr,
+        )
