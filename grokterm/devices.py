@@ -20,6 +20,7 @@ class WorkerSlot:
     device: str
     threads: int
     memory: int | None = None  # bytes a cohort of this worker may take; None: not limited
+    preview: bool = False  # a GPU planned for where none is visible (a dry run)
 
 
 def slots_kind(slots: list[WorkerSlot]) -> str:
@@ -43,7 +44,8 @@ def worker_slots(device: str, workers: int | None, preview: bool = False) -> lis
                 for _ in range(n)]  # fmt: skip
     if not gpu:
         raise ValueError(f"expected auto, cpu, cuda or cuda:I, got {device!r}")
-    if not gpus and preview:
+    previewed = not gpus and preview
+    if previewed:
         gpus = [PREVIEW_GPU] * (int(device[5:]) + 1 if device[5:].isdigit() else 1)
     if not gpus:
         raise ValueError(f"{device} asked for, but no CUDA GPU is visible")
@@ -55,7 +57,7 @@ def worker_slots(device: str, workers: int | None, preview: bool = False) -> lis
             raise ValueError(f"expected cuda:I with I below {len(gpus)}, got {device!r}")
         indices = [int(index)] * (workers or 1)
     return [
-        WorkerSlot(f"cuda:{i}", 1, int(gpus[i] * GPU_MEMORY_SHARE) // indices.count(i))
+        WorkerSlot(f"cuda:{i}", 1, int(gpus[i] * GPU_MEMORY_SHARE) // indices.count(i), previewed)
         for i in indices
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from grokterm.devices import PREVIEW_GPU, gpu_memory
+from grokterm.devices import PREVIEW_GPU
 from grokterm.planning import cohort_bytes, estimate_seconds, gib
 
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
@@ -23,7 +23,7 @@ def print_plan(console, plan, verbose: bool = False) -> None:
         )
     elif slots[0].memory:
         console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
-        if not gpu_memory():
+        if slots[0].preview:
             console.print(f"(a preview: planned for {len({s.device for s in slots})} GPU(s) of "
                           f"{gib(PREVIEW_GPU)}; none is visible here)")  # fmt: skip
     largest = max(cohorts, key=cohort_bytes)

@@ -21,12 +21,11 @@ class SettingError(ValueError):
     """A GROKTERM_* variable with a value it cannot take: says which and what is allowed."""
 
 
-def seconds(name: str, default: float | None = None) -> float:
-    """A positive, finite number of seconds from the environment, else the default."""
-    default = SECONDS[name][0] if default is None else default
+def seconds(name: str) -> float:
+    """A positive, finite number of seconds from the environment, else its default."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
-        return default
+        return SECONDS[name][0]
     try:
         value = float(raw)
     except ValueError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, grokterm, popen_grokterm, write_preset
+from test_faults import wait_for
 
 from grokterm import sweeps
 from grokterm.store import Store
@@ -207,13 +208,6 @@ def test_a_truncated_checkpoint_restarts_its_cohort_and_the_others_train(tmp_pat
 SLOW = TINY.replace("steps = 200", "steps = 3000").replace("seeds = [0, 1]", "seeds = [0]")
 
 
-def _wait(predicate, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def _training(db: Path, workers: int = 1) -> bool:
     """At least this many workers are training a cohort of sweep 1."""
     if not db.exists():
@@ -226,7 +220,7 @@ def test_a_stop_from_the_app_stays_stopped_under_grokterm_run(tmp_path):
     preset = write_preset(tmp_path, SLOW)
     db = tmp_path / "runs.db"
     proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
-    _wait(lambda: _training(db, workers=2))  # a worker still starting would not be asked
+    wait_for(lambda: _training(db, workers=2))  # a worker still starting would not be asked
     with closing(Store(db)) as store:
         assert sweeps.stop(store, 1) == 2  # what the app's `x` does
     out, _ = proc.communicate(timeout=120)
@@ -245,7 +239,7 @@ def test_a_second_ctrl_c_while_workers_stop_is_not_a_traceback(tmp_path):
     preset = write_preset(tmp_path, SLOW)
     db = tmp_path / "runs.db"
     proc = popen_grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
-    _wait(lambda: _training(db))
+    wait_for(lambda: _training(db))
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)  # it is waiting for its workers now
     proc.send_signal(signal.SIGINT)
@@ -257,7 +251,7 @@ def test_a_second_ctrl_c_while_workers_stop_is_not_a_traceback(tmp_path):
         with closing(Store.reader(db)) as store:
             return all(w.status != "running" for w in store.workers(1))
 
-    _wait(settled)  # the workers saved their state in the background and stopped
+    wait_for(settled)  # the workers saved their state in the background and stopped
     resumed = grokterm("run", str(preset), "--workers", "2", cwd=tmp_path)
     assert resumed.returncode == 0 and "resuming sweep 1" in resumed.stdout
 

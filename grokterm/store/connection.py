@@ -38,15 +38,11 @@ class StoreError(Exception):
     """runs.db cannot be used as asked: one line naming the file and the problem."""
 
 
-def busy_timeout_s() -> float:
-    return settings.seconds("GROKTERM_BUSY_TIMEOUT_S", 60)
-
-
 class Connection:
     def __init__(self, path: str | Path, create: bool = True, clock=time.time):
         self.path, self.clock = Path(path), clock  # clock: seconds since the epoch
         self.checkpoints = Checkpoints(self.path.parent / f"{self.path.name}.checkpoints")
-        self.timeout = busy_timeout_s()
+        self.timeout = settings.seconds("GROKTERM_BUSY_TIMEOUT_S")
         _check_path(self.path, create)
         self.conn = _connect(self.path, create, self.timeout)
         try:
