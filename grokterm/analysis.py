@@ -1,94 +1,13 @@
-"""Reading curves: the training-dynamics label of a run and the numbers behind it.
-No torch. Thresholds are named here, in one place (DESIGN.md section 3)."""
+"""Reading many runs: seeds aggregated into grid points with their spread, and the
+curves derived from them (D_crit, D_mem, zones, emergence). No torch. A single run's
+label is grokterm.labels'."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from grokterm.records import Dynamics, MetricPoint, Run
-
-FIT = 0.99  # train accuracy that counts as having fit (memorized) the training set
-VAL_LOW = 0.10  # validation below this is "negligible"
-VAL_GEN = 0.95  # validation at or above this is "generalized"
-MEM_GAP = 0.20  # a train-minus-validation gap this large means memorization came first
-GROK_DELAY = 2.0  # grokking: validation generalizes at >= this multiple of the fit step
-PLATEAU_EVALS = 5  # a bump (fig 5): train accuracy on a plateau for at least this many
-PLATEAU_SPAN = 0.05  # evaluations and this share of the run (a bump is seen at the run's scale),
-PLATEAU_BAND = 0.05  # staying inside a band this wide (full-batch accuracy jitters) ...
-BUMP_RISE = 0.05  # ... then rising by at least this before the next plateau
-
-LABELS = ("progression", "ungrokking", "grokking", "semi-grokking", "comprehension", "not learned")
-
-
-def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
-    """Label a run from its metric points, finished or so far. None for an empty curve."""
-    rows = [p for p in sorted(curve, key=lambda p: p.step) if p.get("train_acc") is not None]
-    if not rows:
-        return None
-    has_val = rows[-1].get("val_acc") is not None
-    fit = _first(rows, "train_acc", FIT)
-    rise = _first(rows, "val_acc", VAL_LOW) if has_val else None
-    gen = _first(rows, "val_acc", VAL_GEN) if has_val else None
-    # Memorization first shows as train running ahead of validation while the training
-    # set is being learned; at the step validation first rises, a d=8 model has only
-    # memorized ~10% and the gap is still small (fig 5, seed 1: 0.12 then 0.29).
-    before_fit = [r for r in rows if fit is None or r.step < fit] or rows[:1]
-    max_gap = max(r.get("train_acc") - (r.get("val_acc") or 0.0) for r in before_fit)
-    norms = {r.step: r.get("norm") for r in rows}
-    final = rows[-1]
-    change = None
-    if rise is not None:
-        change = norms[gen if gen is not None else final.step] - norms[rise]
-    info = Dynamics(
-        label=None, fit_step=fit, rise_step=rise, gen_step=gen,
-        final_train=final.get("train_acc"), final_val=final.get("val_acc"), max_gap=max_gap,
-        norm_start=rows[0].get("norm"), norm_peak=max(norms.values()), norm_final=final.get("norm"),
-        norm_change=change, last_step=final.step, bumps=train_bumps([r.get("train_acc") for r in rows]),
-    )  # fmt: skip
-    if has_val:
-        info.label = _label(info)
-    return info
-
-
-def _label(info: Dynamics) -> str:
-    rose = info.rise_step is not None
-    if info.fit_step is None:
-        # generalizing while the training set is not yet fit, or neither
-        return "progression" if rose else "not learned"
-    if rose and info.rise_step < info.fit_step:
-        # validation rose before the training set was fit: either after a partial
-        # memorization (progression) or together with training accuracy (comprehension)
-        return "progression" if info.max_gap >= MEM_GAP else "comprehension"
-    if info.final_val >= VAL_GEN:
-        # generalized after fitting; "much later" is what makes it grokking
-        late = info.gen_step is not None and info.gen_step >= GROK_DELAY * max(info.fit_step, 1)
-        return "grokking" if late else "comprehension"
-    if info.final_val < VAL_LOW:
-        return "ungrokking"
-    return "semi-grokking"
-
-
-def train_bumps(train: Sequence[float]) -> int:
-    """Plateaus of train accuracy below FIT that are later left by >= BUMP_RISE."""
-    min_len = max(PLATEAU_EVALS, round(PLATEAU_SPAN * len(train)))
-    bumps, i = 0, 0
-    while i < len(train):
-        j, lo, hi = i + 1, train[i], train[i]  # grow [i, j) while it stays in the band
-        while j < len(train) and max(hi, train[j]) - min(lo, train[j]) < PLATEAU_BAND:
-            lo, hi, j = min(lo, train[j]), max(hi, train[j]), j + 1
-        if j - i < min_len:
-            i += 1
-            continue
-        top = max(train[i:j])
-        bumps += top < FIT and any(t >= top + BUMP_RISE for t in train[j:])
-        i = j
-    return bumps
-
-
-def _first(rows: Sequence[MetricPoint], key: str, threshold: float) -> int | None:
-    return next((r.step for r in rows if (r.get(key) or 0.0) >= threshold), None)
-
+from grokterm.records import Run
 
 # -- aggregates over seeds and derived curves ---------------------------------------
 

@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "relabel", help="label a sweep's runs again from their stored curves (current rules)"
     )
     relabel.add_argument("sweep", nargs="?", help="sweep id or name (default: newest)")
+    relabel.add_argument("--all", action="store_true", help="every sweep in the database")
     _db_option(relabel)
 
     ls = sub.add_parser("ls", help="list sweeps with their progress")

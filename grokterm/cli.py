@@ -236,17 +236,29 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
-    """For sweeps stored before the labelling rules changed; curves stay as they are."""
-    from grokterm.analysis import dynamics
+    """For sweeps stored before the labelling rules changed; curves stay as they are.
+    Prints each label that changed, with the numbers that decide the new one."""
+    from grokterm.labels import dynamics, why
 
     store = _open_store(args.db, write=True)
-    sweep = _pick_sweep(store, args.sweep, None)
-    runs = store.runs(sweep.id)
-    curves = store.run_points([r.id for r in runs])
-    labels = {i: info for i, points in curves.items() if (info := dynamics(points))}
-    changed = sum(1 for r in runs if r.id in labels and r.label != labels[r.id].label)
-    store.set_labels(labels)
-    print(f"sweep {sweep.id}: {len(labels)} runs labelled, {changed} labels changed")
+    if args.all and args.sweep:
+        raise UsageError("relabel: give a sweep or --all, not both")
+    sweeps = (
+        [c.sweep for c in store.sweeps()] if args.all else [_pick_sweep(store, args.sweep, None)]
+    )
+    for sweep in sweeps:
+        runs = store.runs(sweep.id)
+        curves = store.run_points([r.id for r in runs])
+        labels = {i: info for i, points in curves.items() if (info := dynamics(points))}
+        changed = [r for r in runs if r.id in labels and (r.info.shown if r.info else r.label)
+                   != labels[r.id].shown]  # fmt: skip
+        store.set_labels(labels)
+        print(f"sweep {sweep.id} ({sweep.name}): {len(labels)} runs labelled, "
+              f"{len(changed)} labels changed")  # fmt: skip
+        for r in changed:
+            new = labels[r.id]
+            old = (r.info.shown if r.info else r.label) or "none"
+            print(f"  {r.key}: {old} -> {new.shown}: {why(new)}")
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TextIO
 
-from grokterm import series
+from grokterm import provenance, series
 from grokterm.config import RunConfig
 from grokterm.records import Sweep
 from grokterm.store import Store
@@ -35,14 +35,16 @@ def export_runs(store: Store, sweep: Sweep, out: TextIO) -> int:
     runs = store.runs(sweep.id)
     names = _logged([r.final for r in runs])
     header = ["sweep_id", "sweep", "scale", "run_id", "key", *CONFIG_COLUMNS,
-              "status", "step", *names, "label", "error"]  # fmt: skip
+              "status", "step", *names, "label", "label_note", "error", "machine"]  # fmt: skip
+    machine = "; ".join(provenance.describe(m) for m in store.machines(sweep.id)) or None
     writer = csv.DictWriter(out, header, extrasaction="ignore")
     writer.writeheader()
     for r in runs:
         writer.writerow(
             r.config.to_dict() | {k: r.final.get(k) for k in names}
             | {"sweep_id": sweep.id, "sweep": sweep.name, "scale": sweep.scale, "run_id": r.id,
-               "key": r.key, "status": r.status, "step": r.step, "label": r.label, "error": r.error}
+               "key": r.key, "status": r.status, "step": r.step, "label": r.label, "label_note": r.info.note if r.info else None,
+               "error": r.error, "machine": machine}
         )  # fmt: skip
     return len(runs)
 

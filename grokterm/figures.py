@@ -16,7 +16,7 @@ import plotext as plt
 from rich.table import Table
 
 from grokterm import analysis
-from grokterm.claims import NO_DATA, REPRODUCED, ClaimResult
+from grokterm.claims import NO_DATA, REPRODUCED, UNCERTAIN, ClaimResult
 from grokterm.records import MetricPoint, Run
 from grokterm.series import SERIES
 
@@ -74,9 +74,12 @@ def claims_table(results: Sequence[ClaimResult]) -> Table:
     table.add_column("claim")
     table.add_column("verdict", no_wrap=True)
     table.add_column("numbers")
-    colour = {REPRODUCED: "green", NO_DATA: "yellow"}
+    table.add_column("evidence")
+    table.add_column("margin")
+    colour = {REPRODUCED: "green", NO_DATA: "yellow", UNCERTAIN: "magenta"}
     for r in results:
-        table.add_row(r.text, f"[{colour.get(r.status, 'red')}]{r.status}[/]", r.detail)
+        verdict = f"[{colour.get(r.status, 'red')}]{r.status}[/]"
+        table.add_row(r.text, verdict, r.detail, r.evidence, r.margin)
     return table
 
 

@@ -145,7 +145,7 @@ def summary_table(runs: list[Run]) -> Table:
         table.add_column(col, justify="left" if col in ("run", "label") else "right", no_wrap=True)
     for r in runs:
         info = r.info
-        label = r.label if r.status == "done" else r.status
+        label = r.short_label if r.status == "done" else r.status
         table.add_row(
             r.key, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
             _fmt(r.value("norm"), 1), label or "", _step(info and info.fit_step),

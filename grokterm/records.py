@@ -15,7 +15,7 @@ Values = dict[str, "float | None"]  # series name -> value (grokterm.series)
 class Dynamics:
     """A run's training-dynamics label and the numbers behind it (analysis.dynamics)."""
 
-    label: str | None  # one of analysis.LABELS; None where there is no validation set
+    label: str | None  # one of labels.LABELS; None where there is no validation set
     fit_step: int | None  # first eval with train accuracy >= FIT
     rise_step: int | None  # first eval with validation accuracy >= VAL_LOW
     gen_step: int | None  # first eval with validation accuracy >= VAL_GEN
@@ -25,9 +25,26 @@ class Dynamics:
     norm_start: float
     norm_peak: float
     norm_final: float
-    norm_change: float | None  # through the transition: at gen (or end) minus at rise
+    norm_change: float | None  # through the transition: at gen (or end) minus before the rise
     last_step: int
     bumps: int  # plateaus in train accuracy followed by a rise (progression, fig 5)
+    alt: str | None = None  # the label across a threshold the run is within a margin of
+    note: str | None = None  # why it is uncertain between label and alt
+    trend: str | None = None  # "still rising" / "still falling": validation at the end
+
+    @property
+    def shown(self) -> str:
+        """The label as a person reads it: 'semi-grokking or ungrokking?', 'grokking'."""
+        text = self.label or ""
+        if self.alt:
+            text += f" or {self.alt}?"
+        return f"{text}, {self.trend}" if self.trend and text else text
+
+    @property
+    def short(self) -> str:
+        """The label for a table cell: '?' where uncertain, '+'/'-' still rising/falling."""
+        mark = "?" if self.alt else {"still rising": "+", "still falling": "-"}.get(self.trend, "")
+        return (self.label or "") + mark
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +131,11 @@ class Run:
     def value(self, name: str) -> float | None:
         return self.final.get(name)
 
+    @property
+    def short_label(self) -> str | None:
+        """Its label for a table cell, marked where uncertain or still changing."""
+        return self.info.short if self.info and self.info.label else self.label
+
 
 @dataclass
 class MetricPoint:
@@ -144,6 +166,7 @@ class Worker:
     error: str | None = None  # the last error it hit
     log: str | None = None  # where its output goes
     token: str | None = None  # which process it is (grokterm.processes.token)
+    machine: str | None = None  # JSON of grokterm.provenance.machine: what trained here
 
 
 @dataclass(frozen=True)

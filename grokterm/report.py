@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grokterm import analysis
+from grokterm import analysis, provenance
 from grokterm.claims import ClaimResult, check_claims
 from grokterm.figures import draw, draw_zones
 from grokterm.presets import Preset, parse_preset, tomllib
@@ -56,9 +56,19 @@ def report(
         f"sweep {sweep.id}: {preset.title} ({sweep.scale}), {p.finished} of {p.runs} runs finished"
     )
     runs, notes = pool_runs(store, sweep, store.runs(sweep.id), pooled)
+    notes = [machines(store, s) for s in (sweep, *pooled)] + notes
     curves = store.run_points([r.id for r in runs]) if preset.plot["kind"] == "curves" else {}
     figure = draw(preset.plot | ({"metric": metric} if metric else {}), runs, curves, size)
     return Report(title, figure, check_claims(preset.claims, runs), notes)
+
+
+def machines(store: Store, sweep: Sweep) -> str:
+    """What trained a sweep, in one line (float32 curves repeat bit for bit only there)."""
+    found = store.machines(sweep.id)
+    text = "; ".join(
+        f"{provenance.describe(m)} ({n} worker{'s' * (n > 1)})" for m, n in found.items()
+    )
+    return f"sweep {sweep.id} trained on {text or provenance.describe(None)}"
 
 
 def pool_runs(

@@ -9,7 +9,7 @@ long step; a cohort whose worker's heartbeat lapses is taken over by another wor
 resumed from its checkpoint. Any error in a cohort is recorded and the cohort handed
 back, up to MAX_ATTEMPTS; then its runs are failed and the worker goes on with the
 rest. SIGTERM or SIGINT makes a worker checkpoint, hand its cohort back and exit.
-torch is imported only when a cohort trains."""
+torch is imported when it registers, to record the machine it trains on."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
-from grokterm import processes, settings
-from grokterm.analysis import dynamics
+from grokterm import processes, provenance, settings
+from grokterm.labels import dynamics
 from grokterm.records import Assignment, Dynamics, MetricPoint
 from grokterm.store import LostCohort, Store
 
@@ -42,7 +42,7 @@ class Sink(Protocol):
     """Where a worker's reports go (the store locally; a channel to the head remotely)."""
 
     def register_worker(self, sweep_id: int, device: str, log: str | None = None,
-                        token: str | None = None) -> int: ...  # fmt: skip
+                        token: str | None = None, machine: dict | None = None) -> int: ...  # fmt: skip
     def claim_cohort(
         self, sweep_id: int, worker_id: int, device: str, lease_s: float
     ) -> Assignment | None: ...
@@ -99,7 +99,8 @@ class Worker:
                  log: str | None = None):  # fmt: skip
         self.sink, self.open_sink = sink, open_sink
         self.sweep_id, self.device = sweep_id, device
-        self.id = sink.register_worker(sweep_id, device, log, processes.token(os.getpid()))
+        machine = provenance.machine(device)  # imports torch, which training needs anyway
+        self.id = sink.register_worker(sweep_id, device, log, processes.token(os.getpid()), machine)
         self.stopping = False
 
     def stop(self, *_) -> None:

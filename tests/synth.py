@@ -7,7 +7,7 @@ import math
 import random
 from datetime import datetime, timezone
 
-from grokterm.analysis import dynamics
+from grokterm.labels import dynamics
 from grokterm.planning import plan_cohorts
 from grokterm.presets import parse_preset, tomllib
 from grokterm.records import MetricPoint

@@ -1,10 +1,19 @@
-"""Claims of a preset, evaluated on stored runs: reproduced, not reproduced, or not enough data."""
+"""Claims of a preset, evaluated on stored runs: reproduced, not reproduced, uncertain
+(the evidence allows both), or not enough data."""
 
 from dataclasses import replace
 
+from factory import dynamics_info
 from factory import run as make_run
 
-from grokterm.claims import NO_DATA, NOT_REPRODUCED, REPRODUCED, check_claims, parse_claim
+from grokterm.claims import (
+    NO_DATA,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    UNCERTAIN,
+    check_claims,
+    parse_claim,
+)
 
 
 def check(claims, runs):
@@ -13,6 +22,11 @@ def check(claims, runs):
 
 def run(d, n, seed, val, label="grokking", train=1.0, **extra):
     return make_run(d, n, seed, val, label, train, **extra)
+
+
+def seeded(d, n, val, seeds=3, **extra):
+    """Runs of one point over seeds, a little apart (+-0.01), as accuracies."""
+    return [run(d, n, s, min(1.0, max(0.0, val + 0.01 * (s - 1))), **extra) for s in range(seeds)]
 
 
 def statuses(claims, runs):
@@ -26,13 +40,14 @@ def test_label_claims():
               {"kind": "label", "where": {"d": 64, "n_train": 3000}, "label": "grokking", "text": "c"}]  # fmt: skip
     results = check(claims, runs)
     assert [r.status for r in results] == [REPRODUCED, NOT_REPRODUCED, NO_DATA]
-    assert "label ungrokking (ungrokking x1)" in results[1].detail
+    assert "ungrokking x1; final val 0.010" in results[1].detail
+    assert results[1].evidence == "0 of 1 seeds grokking"
 
 
 def test_double_descent_range_and_monotone():
     vals = {8: 0.3, 16: 0.5, 24: 0.02, 32: 0.0, 40: 0.05, 48: 0.4, 64: 0.9}
-    runs = [run(d, 2600, 0, v) for d, v in vals.items()]
-    runs += [run(d, 4000, 0, 0.2 + d / 100) for d in vals]
+    runs = [r for d, v in vals.items() for r in seeded(d, 2600, v)]
+    runs += [r for d in vals for r in seeded(d, 4000, 0.2 + d / 100)]
     claims = [
         {"kind": "double_descent", "where": {"n_train": 2600}, "x": "d"},
         {
@@ -54,19 +69,24 @@ def test_double_descent_range_and_monotone():
         NOT_REPRODUCED,
         NOT_REPRODUCED,
     ]
+    # one seed per point: the same means, but no spread to test a trend against
+    single = [r for r in runs if r.config.seed == 1]
+    assert statuses(claims[:1], single) == [UNCERTAIN]
+    assert "no spread" in check(claims[:1], single)[0].evidence
 
 
 def test_d_crit_claims():
-    runs = [run(64, n, 0, v) for n, v in [(2000, 0.3), (2800, 0.7), (3000, 0.97)]]
-    runs += [run(32, n, 0, v) for n, v in [(2000, 0.0), (3000, 0.1), (4000, 0.95)]]
+    runs = [r for n, v in [(2000, 0.3), (2800, 0.7), (3000, 0.97)] for r in seeded(64, n, v)]
+    runs += [r for n, v in [(2000, 0.0), (3000, 0.1), (3500, 0.3), (4000, 0.95)]
+             for r in seeded(32, n, v)]  # fmt: skip
     claims = [{"kind": "d_crit", "d": 64, "op": "<=", "value": 3000},
               {"kind": "d_crit", "d": 32, "op": ">=", "value": 3500},
               {"kind": "d_crit_trend"}, {"kind": "d_crit", "d": 48, "op": "<=", "value": 1}]  # fmt: skip
     assert statuses(claims, runs) == [REPRODUCED, REPRODUCED, REPRODUCED, NO_DATA]
-    # Reached already at the smallest n measured: shown as a bound.
-    runs += [run(48, n, 0, v) for n, v in [(2500, 0.99), (3000, 1.0)]]
+    # Reached already at the smallest n measured: D_crit is at most that n.
+    runs += [r for n, v in [(2500, 0.99), (3000, 1.0)] for r in seeded(48, n, v)]
     (result,) = check([{"kind": "d_crit", "d": 48, "op": "<=", "value": 3000}], runs)
-    assert result.status == REPRODUCED and "D_crit(d=48) = <= 2500" in result.detail
+    assert result.status == REPRODUCED and result.margin == "D_crit in (-inf, 2500]"
 
 
 def test_capacity_claims():
@@ -154,3 +174,79 @@ def test_unfinished_runs_are_not_judged():
     runs = [run(8, 3000, 0, 0.6, "progression", status="running")]
     claims = [{"kind": "label", "where": {"d": 8}, "label": "progression"}]
     assert statuses(claims, runs) == [NO_DATA]
+
+
+# -- how sure a verdict is: the edges a knife-edge rule used to decide ----------------
+
+
+def test_d_crit_that_grows_a_little_is_not_falling():
+    # 3000 -> 3100 -> 3200: within the old tolerance of 100 pairs, but it rises
+    ns = [2900, 3000, 3100, 3200, 3300]
+    runs = [r for d, crit in [(32, 3000), (48, 3100), (64, 3200)] for n in ns
+            for r in seeded(d, n, 0.98 if n >= crit else 0.3)]  # fmt: skip
+    [result] = check([{"kind": "d_crit_trend"}], runs)
+    assert result.status == NOT_REPRODUCED
+    assert "32: (2900, 3000], 48: (3000, 3100], 64: (3100, 3200]" in result.margin
+
+
+def test_sizes_that_never_reach_d_crit_count():
+    ns = [2500, 3000, 3500]
+    at = lambda d, crit: [r for n in ns for r in seeded(d, n, 0.98 if n >= crit else 0.2)]  # noqa: E731
+    falling = at(8, 10**9) + at(32, 3000) + at(64, 2500)  # d = 8 never reaches it: > 3500
+    [result] = check([{"kind": "d_crit_trend"}], falling)
+    assert result.status == REPRODUCED and "8: never" in result.detail
+    rising = at(32, 3000) + at(64, 10**9)  # the larger model never reaches it: it rose
+    assert statuses([{"kind": "d_crit_trend"}], rising) == [NOT_REPRODUCED]
+
+
+def test_a_label_tie_is_a_tie_not_run_order():
+    runs = [run(32, 3000, s, v, label) for s, (v, label) in
+            enumerate([(0.5, "semi-grokking"), (0.01, "ungrokking"), (0.6, "semi-grokking"),
+                       (0.02, "ungrokking")])]  # fmt: skip
+    for label in ("semi-grokking", "ungrokking"):
+        claim = {"kind": "label", "where": {"d": 32}, "label": label}
+        [result] = check([claim], runs)
+        assert result.status == UNCERTAIN and result.evidence == f"2 of 4 seeds {label} (a tie)"
+
+
+def test_a_run_near_a_line_makes_a_label_claim_uncertain():
+    info = dynamics_info("semi-grokking")
+    near = replace(
+        info, alt="ungrokking", note="validation 0.107 is within 0.02 of the 0.1 line (+0.007)"
+    )
+    runs = [replace(run(32, 3000, 2, 0.107, "semi-grokking"), info=near)]
+    [result] = check([{"kind": "label", "where": {"d": 32}, "label": "semi-grokking"}], runs)
+    assert result.status == UNCERTAIN and result.margin == near.note
+    assert "semi-grokking or ungrokking? x1" in result.detail
+
+
+def test_double_descent_within_the_seeds_spread_is_uncertain():
+    # the means dip by 0.2 at d = 24, but the seeds scatter by +-0.3 around them
+    vals = {8: 0.5, 16: 0.6, 24: 0.4, 32: 0.6}
+    runs = [run(d, 2600, s, v + off) for d, v in vals.items()
+            for s, off in enumerate((-0.3, 0.0, 0.3))]  # fmt: skip
+    claim = {"kind": "double_descent", "where": {"n_train": 2600}, "x": "d"}
+    [result] = check([claim], runs)
+    assert result.status == UNCERTAIN and "within the seeds' spread" in result.margin
+    tight = [
+        run(d, 2600, s, v + off) for d, v in vals.items() for s, off in enumerate((-0.01, 0, 0.01))
+    ]
+    assert statuses([claim], tight) == [REPRODUCED]
+
+
+def test_an_unchanged_norm_is_no_vote_for_a_fall():
+    runs = [run(64, 3000, s, 1.0, norm_change=c) for s, c in enumerate([0.0, 0.0, -3.0])]
+    [result] = check([{"kind": "norm_trend", "where": {"d": 64}, "direction": "fall"}], runs)
+    assert result.status == UNCERTAIN and result.evidence == "1 of 3 runs fall, 0 the other way"
+
+
+def test_an_accuracy_within_the_run_to_run_margin_of_its_bound_is_uncertain():
+    # fig 7 quick at d = 24: 0.089 against "about 0" (<= 0.1); the same run varies by
+    # ~0.01 across machines and cohorts (0.107, 0.110, 0.118 for fig 2's (32, 3000))
+    claim = {"kind": "range", "where": {}, "x": "d", "between": [24, 24], "op": "<=", "value": 0.1}
+    [near] = check([claim], [run(24, 3000, 2, 0.089)])
+    assert near.status == UNCERTAIN and "+-0.02 for run-to-run noise" in near.margin
+    assert statuses([claim], [run(24, 3000, 2, 0.05)]) == [REPRODUCED]
+    assert statuses([claim], [run(24, 3000, 2, 0.2)]) == [NOT_REPRODUCED]
+    final = {"kind": "final", "where": {"d": 24}, "op": "<=", "value": 0.1}
+    assert statuses([final], [run(24, 3000, 2, 0.089)]) == [UNCERTAIN]

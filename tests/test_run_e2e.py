@@ -2,10 +2,13 @@
 
 import csv
 import io
+import json
+import os
 
 from conftest import grokterm
 
-from grokterm.analysis import LABELS
+from grokterm import provenance
+from grokterm.labels import LABELS
 from grokterm.store import Store
 
 
@@ -30,6 +33,15 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
         assert run.info.final_val == run.value("val_acc")
     workers = store.workers(sweep.id)
     assert len(workers) == 2 and all(w.status == "finished" for w in workers)
+    # provenance: both workers recorded this machine and its torch build, as one
+    import torch
+
+    ((machine, count),) = store.machines(sweep.id).items()
+    info = json.loads(machine)
+    assert count == 2 and info["torch"] == torch.__version__ and info["engine"] == "eager"
+    assert (
+        info["cores"] == os.cpu_count() and info["isa"] == torch.backends.cpu.get_cpu_capability()
+    )
 
     out = tmp_path / "runs.csv"
     assert grokterm("export", "--csv", str(out), cwd=tmp_path).returncode == 0
@@ -42,6 +54,10 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
         assert float(row["val_acc"]) == run.value("val_acc")
         assert float(row["norm"]) == run.value("norm")
         assert row["label"] == run.label
+        assert (
+            row["machine"] == provenance.describe(info)
+            and f"torch {torch.__version__}" in row["machine"]
+        )
 
     result = grokterm("export", "--csv", "-", "--metrics", "--sweep", "tiny", cwd=tmp_path)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))

@@ -36,6 +36,8 @@ def test_show_draws_curves_and_checks_claims(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "sweep 1: Tiny test sweep (paper), 4 of 4 runs finished" in out
+    # where the numbers came from: float32 curves repeat bit for bit only there
+    assert "sweep 1 trained on " in out and ", eager (2 workers)" in out
     assert "accuracy (train -, validation .)" in out and "parameter norm" in out
     assert "n_train=80 seed=0" in out and "1e2" in out  # legend, log-step ticks
     assert "the paper's claims" in out
@@ -99,10 +101,17 @@ def test_relabel_recomputes_stored_labels_from_the_curves(tmp_path, capsys):
     store.set_labels({i: old for i in (1, 2, 3)})
     points_before = store.points(1)
     assert main(["relabel", "--db", str(db)]) == 0
-    changed = sum(1 for i in (1, 2, 3) if before[i] != "not learned")
-    assert capsys.readouterr().out.strip() == f"sweep 1: 8 runs labelled, {changed} labels changed"
+    changed = [i for i in (1, 2, 3) if before[i] != "not learned"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"sweep 1 (synth): 8 runs labelled, {len(changed)} labels changed"
     runs = store.runs(1)
     assert {r.id: r.label for r in runs} == before
+    # each change on a line: the run, old -> new, and the numbers that decide the new one
+    for line, run in zip(out[1:], (r for r in runs if r.id in changed), strict=True):
+        assert line.startswith(f"  {run.key}: not learned -> {run.info.shown}: ")
+        assert f"validation ends at {run.info.final_val:.3f}" in line or "by step" in line
+    assert main(["relabel", "--all", "--db", str(db)]) == 0
+    assert capsys.readouterr().out == "sweep 1 (synth): 8 runs labelled, 0 labels changed\n"
     assert all(r.info.last_step == 2000 for r in runs)
     assert store.points(1) == points_before  # the curves stay as they are
 

@@ -308,15 +308,36 @@ class Store(Connection):
     # -- workers ----------------------------------------------------------------------
 
     def register_worker(self, sweep_id: int, device: str, log: str | None = None,
-                        token: str | None = None) -> int:  # fmt: skip
-        """This process as a worker of the sweep (token: which process it is, to signal)."""
+                        token: str | None = None, machine: dict | None = None) -> int:  # fmt: skip
+        """This process as a worker of the sweep (token: which process it is, to signal;
+        machine: what it trains on, grokterm.provenance.machine)."""
         now = self.clock()
         with self._write():
             return self.conn.execute(
                 "INSERT INTO workers (pid, host, device, sweep_id, status, started, heartbeat, log,"
-                " token) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                (os.getpid(), socket.gethostname(), device, sweep_id, now, now, log, token),
+                " token, machine) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (
+                    os.getpid(),
+                    socket.gethostname(),
+                    device,
+                    sweep_id,
+                    now,
+                    now,
+                    log,
+                    token,
+                    json.dumps(machine) if machine else None,
+                ),
             ).lastrowid
+
+    def machines(self, sweep_id: int) -> dict[str, int]:
+        """The machines (provenance JSON) that trained a sweep, with how many workers
+        each; a sweep trained before machines were recorded has none."""
+        rows = self._rows(
+            "SELECT machine, COUNT(*) AS n FROM workers WHERE sweep_id = ? AND machine IS NOT NULL"
+            " GROUP BY machine ORDER BY MIN(id)",
+            (sweep_id,),
+        )
+        return {r["machine"]: r["n"] for r in rows}
 
     def worker_exit(self, worker_id: int, status: str = "exited", error: str | None = None) -> None:
         with self._write():

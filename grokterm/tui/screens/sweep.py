@@ -283,7 +283,7 @@ def _worker_line(w: Worker) -> str:
 def _cells(r: Run) -> tuple:
     status = "stopped" if r.status == "queued" and r.step else r.status  # resumes from there
     return (r.key, status, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
-            _fmt(r.value("norm"), 1), (r.error if r.status == "failed" else r.label) or "")  # fmt: skip
+            _fmt(r.value("norm"), 1), (r.error if r.status == "failed" else r.short_label) or "")  # fmt: skip
 
 
 def _sort_key(run: Run, column: str, descending: bool = False):

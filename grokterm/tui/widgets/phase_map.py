@@ -19,6 +19,7 @@ STYLE = {  # label -> (letter, style)
     "semi-grokking": ("S", "bold black on #ffd75f"),
     "comprehension": ("C", "bold black on #87d7d7"),
     "not learned": ("N", "bold white on #6c6c6c"),
+    "collapsed": ("X", "bold white on #af5fd7"),
 }
 CELL = 5  # characters per cell
 

@@ -1,0 +1,116 @@
+"""The labelling rules at their edges (issue: verdicts that hold up): a margin or an
+uncertain outcome near each threshold instead of a flip, a run still changing at the
+end, a fit re-checked at the end, and rules that do not hang on the evaluation interval."""
+
+import math
+import random
+
+import pytest
+from factory import curve
+
+from grokterm.labels import VAL_GEN, VAL_LOW, dynamics, train_bumps
+
+
+def fitted(final_val, evals=20, every=500):
+    """Fits at the first evaluation, validation flat at `final_val` from the middle on."""
+    train = [0.05] + [1.0] * (evals - 1)
+    val = [0.01] * (evals // 2) + [final_val] * (evals - evals // 2)
+    return dynamics(curve(train, val, every=every))
+
+
+def test_never_fitting_and_rising_together_is_not_progression():
+    # train and validation rise together, never fit, train at most 0.10 ahead
+    train = [0.01 + 0.03 * i for i in range(20)]
+    val = [max(0.0, t - 0.1) for t in train]
+    info = dynamics(curve(train, val))
+    assert info.fit_step is None and info.max_gap < 0.2
+    assert info.label == "comprehension" and info.alt is None
+
+
+def test_one_evaluation_at_the_line_is_not_progression():
+    train = [0.05, 0.1, 0.15, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
+    val = [0.0, 0.02, 0.10, 0.02, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
+    assert dynamics(curve(train, val)).label == "not learned"
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(VAL_GEN - 0.001, VAL_GEN), (VAL_LOW - 0.001, VAL_LOW + 0.001)]
+)
+def test_a_hair_either_side_of_a_line_is_uncertain_not_a_flip(low, high):
+    a, b = fitted(low), fitted(high)
+    assert a.alt == b.label and b.alt == a.label  # each names the other side
+    assert "within 0.02 of the" in a.note and a.shown.endswith("?")
+
+
+def test_clear_of_the_margins_is_certain():
+    for val, label in [(0.5, "semi-grokking"), (0.05, "ungrokking"), (1.0, "grokking")]:
+        info = fitted(val)
+        assert (info.label, info.alt, info.trend) == (label, None, None)
+
+
+def test_a_run_still_climbing_at_the_end_says_so():
+    # fig 7 d = 100 in shape: fit early, validation climbing through 0.9 when the budget ends
+    train = [0.05] + [1.0] * 39
+    val = [0.01] * 20 + [0.01 + 0.045 * i for i in range(1, 21)]
+    info = dynamics(curve(train, val))
+    assert info.label == "semi-grokking" and info.trend == "still rising"
+    assert info.alt == "grokking" and "still rising" in info.note
+    # the same climb, levelled off well before the end: no trend, no doubt
+    flat = dynamics(curve(train + [1.0] * 40, val + [0.91] * 40))
+    assert (flat.label, flat.trend, flat.alt) == ("semi-grokking", None, None)
+
+
+def test_a_fit_that_collapses_is_not_ungrokking():
+    train = [0.05, 1.0, 1.0, 1.0, 0.9, 0.7, 0.5, 0.4, 0.4, 0.4]
+    val = [0.01] * 10
+    info = dynamics(curve(train, val))
+    assert info.fit_step == 100 and info.final_train == 0.4
+    assert info.label == "collapsed"
+
+
+def sample(every, steps=6000):
+    """One run's accuracies as smooth functions of the step, evaluated every `every`."""
+    train = lambda s: 1 / (1 + math.exp(-(s - 150) / 20))  # noqa: E731  fits at ~240
+    val = lambda s: 1 / (1 + math.exp(-(s - 450) / 40))  # noqa: E731  0.95 at ~570
+    steps = range(0, steps + 1, every)
+    return dynamics(curve([train(s) for s in steps], [val(s) for s in steps], every=every))
+
+
+def test_the_label_does_not_hang_on_the_evaluation_interval():
+    fine, coarse = sample(20), sample(500)
+    # fine: fit at ~240, generalized at ~570 >= 2x: grokking, resolved
+    assert (fine.label, fine.alt) == ("grokking", None)
+    # every 500 steps both events fall in the first interval: said so, not decided
+    assert fine.label in (coarse.label, coarse.alt)
+    assert "do not resolve the grokking delay" in coarse.note
+
+
+def test_norm_change_when_grokking_happens_within_one_evaluation():
+    c = curve(train=[0.1, 1, 1, 1, 1, 1], val=[0.0, 0.01, 0.02, 0.02, 1.0, 1.0],
+              norm=[30, 48, 47, 46, 38, 37])  # fmt: skip
+    info = dynamics(c)
+    assert info.rise_step == info.gen_step == 400
+    assert info.norm_change == 38 - 46  # from the evaluation before the jump
+
+
+def jitter(values, amp, seed=0):
+    rng = random.Random(seed)
+    return [min(1.0, max(0.0, v + rng.uniform(-amp, amp))) for v in values]
+
+
+@pytest.mark.parametrize("shape", ["linear", "concave", "logistic", "sqrt"])
+def test_smooth_climbs_have_no_bumps(shape):
+    f = {"linear": lambda x: 0.1 + 0.8 * x, "concave": lambda x: 0.9 * (1 - math.exp(-4 * x)),
+         "logistic": lambda x: 0.05 + 0.85 / (1 + math.exp(-(x - 0.5) * 10)),
+         "sqrt": lambda x: 0.85 * x**0.5}[shape]  # fmt: skip
+    climb = [f(i / 199) for i in range(200)]
+    assert train_bumps(climb) == 0
+    assert train_bumps(jitter(climb, 0.01)) == 0
+
+
+def test_a_true_plateau_with_jitter_is_one_bump():
+    climb = [0.1 + 0.5 * i / 20 for i in range(20)]  # up to 0.6 ...
+    plateau = jitter([0.6] * 60, 0.03)  # ... a plateau, jittering +-0.03 ...
+    rise = [0.6 + 0.3 * i / 20 for i in range(1, 21)] + [0.9] * 40  # ... then left
+    assert train_bumps(climb + plateau + rise) == 1
+    assert train_bumps(climb + plateau) == 0  # never left: no bump
