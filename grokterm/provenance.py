@@ -39,7 +39,7 @@ def describe(info: dict | str | None) -> str:
     if isinstance(info, str):
         info = json.loads(info)
     if not info:
-        return "not recorded (trained before grokterm recorded machines)"
+        return "not recorded"
     where = (
         info.get("gpu")
         or f"{info.get('cpu', '?')} ({info.get('cores', '?')} cores, {info.get('isa', '?')})"

@@ -68,7 +68,11 @@ def machines(store: Store, sweep: Sweep) -> str:
     text = "; ".join(
         f"{provenance.describe(m)} ({n} worker{'s' * (n > 1)})" for m, n in found.items()
     )
-    return f"sweep {sweep.id} trained on {text or provenance.describe(None)}"
+    return (
+        f"sweep {sweep.id} trained on {text}"
+        if text
+        else f"sweep {sweep.id}: machine not recorded (trained before grokterm recorded machines)"
+    )
 
 
 def pool_runs(

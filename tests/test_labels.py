@@ -114,3 +114,22 @@ def test_a_true_plateau_with_jitter_is_one_bump():
     rise = [0.6 + 0.3 * i / 20 for i in range(1, 21)] + [0.9] * 40  # ... then left
     assert train_bumps(climb + plateau + rise) == 1
     assert train_bumps(climb + plateau) == 0  # never left: no bump
+
+
+def test_bumps_on_fig5s_stored_curves():
+    """fig 5 quick as shipped in results/quick.db (d = 8, n = 3000, seeds 0-4): the
+    plateaus seen by eye, and none in the runs that stayed flat or climbed smoothly."""
+    from pathlib import Path
+
+    from grokterm.store import Store
+
+    store = Store.reader(Path(__file__).parent.parent / "results" / "quick.db")
+    sweep = next(
+        c.sweep for c in store.sweeps() if c.sweep.name == "fig5" and c.sweep.scale == "quick"
+    )
+    runs = store.runs(sweep.id)
+    curves = store.run_points([r.id for r in runs])
+    counts = {r.config.seed: train_bumps([p.get("train_acc") for p in curves[r.id]]) for r in runs}
+    # seed 0 stays at train 0.14; seed 2 climbs smoothly to 1.0; seed 1 rests at 0.61
+    # and at 0.79; seed 3 at 0.61; seed 4 at 0.11 for 20k steps, then at 0.58
+    assert counts == {0: 0, 1: 2, 2: 0, 3: 1, 4: 2}

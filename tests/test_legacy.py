@@ -126,3 +126,15 @@ def test_a_checkpoint_of_another_cohort_fails_the_runs(tmp_path):
     listing = grokterm("ls", "--db", "legacy.db", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     assert reason in listing.stdout and f"log: {workers[-1].log}" in listing.stdout
+
+
+def test_a_store_from_before_machines_were_recorded_shows_read_only(tmp_path):
+    db = copy_fixture(tmp_path)
+    db.chmod(0o444)
+    before = db.read_bytes()
+    result = grokterm("show", "--db", str(db), "--width", "60", "--height", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "sweep 1: machine not recorded (trained before grokterm recorded machines)" in result.stdout
+    )
+    assert db.read_bytes() == before

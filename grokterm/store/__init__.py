@@ -332,12 +332,11 @@ class Store(Connection):
     def machines(self, sweep_id: int) -> dict[str, int]:
         """The machines (provenance JSON) that trained a sweep, with how many workers
         each; a sweep trained before machines were recorded has none."""
-        rows = self._rows(
-            "SELECT machine, COUNT(*) AS n FROM workers WHERE sweep_id = ? AND machine IS NOT NULL"
-            " GROUP BY machine ORDER BY MIN(id)",
-            (sweep_id,),
-        )
-        return {r["machine"]: r["n"] for r in rows}
+        found: dict[str, int] = {}  # SELECT *: a store read-only from before has no column
+        for r in self._rows("SELECT * FROM workers WHERE sweep_id = ? ORDER BY id", (sweep_id,)):
+            if r.get("machine"):
+                found[r["machine"]] = found.get(r["machine"], 0) + 1
+        return found
 
     def worker_exit(self, worker_id: int, status: str = "exited", error: str | None = None) -> None:
         with self._write():
