@@ -4,23 +4,27 @@ A verdict is REPRODUCED only where it holds beyond the evidence's spread: a labe
 carried by a majority of seeds whose own labels are certain (grokterm.labels), a mean
 whose whole 95% interval satisfies the bound, a trend that holds beyond the seeds'
 intervals, an accuracy clear of its bound by VAL_MARGIN (what the same run varies by
-across machines). Where the data allow both answers (a tie, a run within a margin of a
-threshold, a trend within the spread, one seed per point so no spread at all) it is
-UNCERTAIN; where the grid cannot decide, NO_DATA. Each check returns the verdict, the
+across machines). A trend that fails on the means is NOT_REPRODUCED; one that holds on
+the means but not beyond the spread, or on one seed per point (no spread at all), is
+UNCERTAIN, as are ties and runs within a margin of a line that could tip a label. A
+bound on a mean or on D_crit is judged on its interval (one seed: the value, widened by
+the margin or the grid's bracket). Where the grid cannot decide: NO_DATA. Each check returns the verdict, the
 numbers, the seed-level evidence and the margin."""
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import replace
 
-from grokterm import analysis
-from grokterm.labels import VAL_GEN, VAL_LOW, VAL_MARGIN
+from grokterm import analysis, labels
+from grokterm.labels import VAL_MARGIN
 from grokterm.records import Run
 
 REPRODUCED, NOT_REPRODUCED, UNCERTAIN, NO_DATA = (
     "reproduced", "not reproduced", "uncertain", "not enough data")  # fmt: skip
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 NORM_EPS = 0.5  # a norm change smaller than this is no change (the norm is ~15-50)
 Check = tuple[str, str, str, str]  # status, numbers, evidence, margin
 
@@ -72,7 +76,8 @@ def _fmt(pts: Sequence[analysis.Point], x: str) -> str:
 
 
 def _sure(holds_on_means: bool, beyond_noise: bool, against: bool, pts) -> str:
-    """A trend's status: against beyond noise fails; holding beyond it, with seeds, passes."""
+    """A trend's status: failing on the means or beyond the noise fails; holding beyond
+    the noise, with seeds, passes; holding on the means only is uncertain."""
     if against:
         return NOT_REPRODUCED
     if not holds_on_means:
@@ -84,8 +89,9 @@ def label(claim, runs) -> Check:
     found = [r for r in matching(runs, claim.where) if r.label]
     if not found:
         raise NoData("no labelled runs" if matching(runs, claim.where) else "")
-    sure = [r for r in found if r.label == claim.label and not r.info.alt]
-    maybe = [r for r in found if r not in sure and claim.label in (r.label, r.info.alt)]
+    alt = {r.id: r.info.alt if r.info else None for r in found}
+    sure = [r for r in found if r.label == claim.label and not alt[r.id]]
+    maybe = [r for r in found if r not in sure and claim.label in (r.label, alt[r.id])]
     against = len(found) - len(sure) - len(maybe)
     if len(sure) > len(maybe) + against:
         status = REPRODUCED
@@ -95,35 +101,30 @@ def label(claim, runs) -> Check:
         status = NOT_REPRODUCED
     counts: dict[str, int] = {}
     for r in found:
-        counts[r.info.shown] = counts.get(r.info.shown, 0) + 1
+        shown = r.info.shown if r.info else r.label
+        counts[shown] = counts.get(shown, 0) + 1
     numbers = "; ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
     vals = ", ".join(f"{r.value('val_acc'):.3f}" for r in found if r.value("val_acc") is not None)
     evidence = f"{len(sure)} of {len(found)} seeds {claim.label}" + (
         f", {len(maybe)} uncertain" if maybe else "") + (" (a tie)" if status == UNCERTAIN
                                                          and len(sure) + len(maybe) == against else "")  # fmt: skip
-    margins = [r.info.note for r in found if r.info.alt and r.info.note]
-    margin = margins[0] if margins else _val_margin(found)
-    return status, f"{numbers}; final val {vals}", evidence, margin
+    margins = [r.info.note for r in found if alt[r.id] and r.info.note]
+    return (
+        status,
+        f"{numbers}; final val {vals}",
+        evidence,
+        margins[0] if margins else _closest(found),
+    )
 
 
-def _val_margin(runs: Sequence[Run]) -> str:
-    """The closest any run's final validation comes to a line between labels."""
-    best = None
-    for r in runs:
-        v = r.value("val_acc")
-        for line in (VAL_LOW, VAL_GEN) if v is not None else ():
-            if best is None or abs(v - line) < abs(best[0] - best[1]):
-                best = (v, line)
-    if best is None:
-        return ""
-    v, line = best
-    return f"val {v:.3f} is {v - line:+.3f} from the {line} line (margin {VAL_MARGIN})"
+def _closest(runs: Sequence[Run]) -> str:
+    """The margin of the run nearest a line that decides its label."""
+    found = [m for r in runs if r.info and (m := labels.margin(r.info))]
+    return min(found)[1] if found else ""
 
 
 def _against(value_lo: float, value_hi: float, op: str, bound: float) -> tuple[bool, bool]:
     """(holds for the whole interval, fails for the whole interval)."""
-    from grokterm.claims import OPS
-
     check = OPS[op]
     return check(value_lo, bound) and check(value_hi, bound), not (
         check(value_lo, bound) or check(value_hi, bound))  # fmt: skip
@@ -249,6 +250,8 @@ def d_crit_trend(claim, runs) -> Check:
     crit, spans, pts = d_crit_intervals(runs)
     if len(crit) < 2:
         raise NoData("D_crit measured for fewer than 2 sizes")
+    if all(v is None for v in crit.values()):
+        raise NoData("no size reaches the D_crit line at the n measured")
     tol = 0 if claim.tolerance is None else claim.tolerance
     ds = sorted(crit)
     rises = any(spans[b][0] >= spans[a][1] + tol for a, b in zip(ds, ds[1:]))

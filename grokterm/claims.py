@@ -1,17 +1,18 @@
 """The paper's claims, as written in presets, evaluated on a stored sweep. No torch.
 
-Each `[[claims]]` table has a `kind`, a `text` and the kind's keys:
+Each `[[claims]]` table has a `kind`, a `text` and the kind's keys. A verdict is
+reproduced only beyond the evidence's spread, else uncertain (grokterm.claim_checks):
 
 | kind | keys | holds when |
 | --- | --- | --- |
 | label | where, label | a majority of the matching runs carry `label`, each beyond its margins |
-| final | where, op, value, [metric] | the mean final metric (val_acc) there satisfies `op value` |
-| range | where, x, between, op, value | every point with x in [lo, hi] satisfies it |
-| double_descent | where, x, [drop] | along x the mean rises, falls by >= drop, and rises again by >= drop |
-| monotone | where, x, [tolerance] | along x the mean never falls by more than tolerance |
-| d_crit | d, op, value | the critical dataset size D_crit(d) satisfies `op value` |
+| final | where, op, value, [metric] | the mean final metric (val_acc) there satisfies `op value`: its 95% interval (an accuracy's widened by 0.02) wholly |
+| range | where, x, between, op, value | every point with x in [lo, hi] satisfies it, as `final` |
+| double_descent | where, x, [drop] | along x the mean falls by >= drop and rises again by >= drop, the dip below both peaks' intervals |
+| monotone | where, x, [tolerance] | along x the mean never falls by more than tolerance, and ends above its start beyond the intervals |
+| d_crit | d, op, value | the critical dataset size D_crit(d) satisfies `op value` over its whole interval |
 | d_crit_trend | [tolerance] | D_crit falls with d beyond its intervals, never rising (by more than tolerance) |
-| capacity_trend | | memorization capacity grows with d |
+| capacity_trend | | memorization capacity grows with d, each step beyond the intervals |
 | capacity_ci | value | every 95% interval of the capacity is within +-value of its mean (relative) |
 | norm_trend | where, direction | most matching runs' norm falls ("fall") or rises ("rise") through the transition |
 | bumps | where, min_runs | at least min_runs matching runs show bumps in train accuracy |
@@ -21,16 +22,22 @@ Each `[[claims]]` table has a `kind`, a `text` and the kind's keys:
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from grokterm import analysis, claim_checks
-from grokterm.claim_checks import NO_DATA, NOT_REPRODUCED, REPRODUCED, UNCERTAIN, NoData, points
+from grokterm.claim_checks import (
+    NO_DATA,  # fmt: skip
+    NOT_REPRODUCED,
+    OPS,
+    REPRODUCED,
+    UNCERTAIN,
+    NoData,
+    points,
+)
 from grokterm.records import Run
 from grokterm.series import unknown as unknown_series
 
-OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 __all__ = ["NO_DATA", "NOT_REPRODUCED", "REPRODUCED", "UNCERTAIN"]
 
 

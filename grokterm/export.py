@@ -35,7 +35,7 @@ def export_runs(store: Store, sweep: Sweep, out: TextIO) -> int:
     runs = store.runs(sweep.id)
     names = _logged([r.final for r in runs])
     header = ["sweep_id", "sweep", "scale", "run_id", "key", *CONFIG_COLUMNS,
-              "status", "step", *names, "label", "label_note", "error", "machine"]  # fmt: skip
+              "status", "step", *names, "label", "label_alt", "label_trend", "label_note", "error", "machine"]  # fmt: skip
     machine = "; ".join(provenance.describe(m) for m in store.machines(sweep.id)) or None
     writer = csv.DictWriter(out, header, extrasaction="ignore")
     writer.writeheader()
@@ -43,7 +43,9 @@ def export_runs(store: Store, sweep: Sweep, out: TextIO) -> int:
         writer.writerow(
             r.config.to_dict() | {k: r.final.get(k) for k in names}
             | {"sweep_id": sweep.id, "sweep": sweep.name, "scale": sweep.scale, "run_id": r.id,
-               "key": r.key, "status": r.status, "step": r.step, "label": r.label, "label_note": r.info.note if r.info else None,
+               "key": r.key, "status": r.status, "step": r.step, "label": r.label,
+               "label_alt": r.info and r.info.alt, "label_trend": r.info and r.info.trend,
+               "label_note": r.info and r.info.note,
                "error": r.error, "machine": machine}
         )  # fmt: skip
     return len(runs)

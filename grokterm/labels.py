@@ -15,11 +15,11 @@ of validation before fitting means part of the set was memorized first.
    times the fit step (the crossings interpolated between evaluations), else
    **comprehension**; below VAL_LOW: **ungrokking**; in between: **semi-grokking**.
 
-A value within a margin of a threshold (VAL_MARGIN of validation, GAP_MARGIN of the
-gap, HELD_MARGIN of train), a grokking delay the evaluation interval does not resolve,
-and a validation still rising or falling by TREND at the end (over the last quarter of
-the run) each give the label decided on the other side as `alt`: the run is uncertain
-between the two, and `note` says why. Claims count such a run as uncertain."""
+A deciding value within its margin of a line (LINES), a grokking delay the evaluation
+interval does not resolve, and a validation still rising or falling by TREND at the end
+(over the last quarter of the run) each give the label decided on the other side as
+`alt`: the run is uncertain between the two, and `note` says why. Claims count such a
+run as uncertain."""
 
 from __future__ import annotations
 
@@ -27,24 +27,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from statistics import median
 
+from grokterm.bumps import train_bumps
 from grokterm.records import Dynamics, MetricPoint
 
-FIT = 0.99
-FIT_HELD, HELD_MARGIN = 0.90, 0.03
+FIT, FIT_HELD = 0.99, 0.90
 VAL_LOW, VAL_GEN, VAL_MARGIN = 0.10, 0.95, 0.02
-MEM_GAP, GAP_MARGIN = 0.20, 0.05
+MEM_GAP = 0.20
 GROK_DELAY = 2.0
 TREND = 0.02  # validation gained (lost) this much over the run's last quarter: still rising
 TREND_EVALS = 8  # fewer evaluations than this: no trend is read
-# Bumps (fig 5): a plateau of train accuracy, at least PLATEAU_EVALS evaluations and
-# PLATEAU_SPAN of the run long, inside a band PLATEAU_BAND wide once smoothed over SMOOTH
-# evaluations (full-batch accuracy jitters), entered by a rise and left by a rise of
-# BUMP_RISE, each at least LEAVE_RATE times as fast as the plateau's own drift.
-PLATEAU_EVALS, PLATEAU_SPAN, PLATEAU_BAND = 5, 0.05, 0.05
-BUMP_RISE, LEAVE_RATE, SMOOTH = 0.05, 2.0, 5
-
-LABELS = ("progression", "ungrokking", "grokking", "semi-grokking", "comprehension",
-          "not learned", "collapsed")  # fmt: skip
+# Each line a label is decided by: the Deciding field, the line, its margin, its name.
+LINES = {
+    "fit": ("best_train", FIT, 0.01, "the best train accuracy"),
+    "held": ("final_train", FIT_HELD, 0.03, "final train accuracy"),
+    "low": ("final_val", VAL_LOW, VAL_MARGIN, "validation"),
+    "gen": ("final_val", VAL_GEN, VAL_MARGIN, "validation"),
+    "gap": ("gap", MEM_GAP, 0.05, "the train-ahead gap"),
+    "delay": ("delay", GROK_DELAY, 0.2, "the grokking delay (generalization over fit step)"),
+}
+DECIDED_BY = {  # label -> the lines that could turn it into another
+    "not learned": ("fit", "low"), "progression": ("gap", "low", "fit"),
+    "comprehension": ("gap", "gen", "delay", "fit"), "collapsed": ("held",),
+    "grokking": ("gen", "delay"), "ungrokking": ("low", "held"),
+    "semi-grokking": ("low", "gen", "held"),
+}  # fmt: skip
+LABELS = tuple(DECIDED_BY)
 
 
 @dataclass(frozen=True)
@@ -59,14 +66,15 @@ class Crossing:
 
 @dataclass(frozen=True)
 class Deciding:
-    """What decides a label; alternatives nudge one of these across its threshold."""
+    """What decides a label; alternatives nudge one of these across its line."""
 
-    fit: bool
+    best_train: float
     final_train: float
     final_val: float
     gap: float
-    rose_first: bool
-    late: bool
+    rose_first: bool  # validation passed VAL_LOW before the fit (or the best train)
+    delay: float | None  # generalization step over fit step; None: not generalized
+    end_delay: float  # the same, were it to generalize at the last evaluation
 
 
 def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
@@ -79,104 +87,77 @@ def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
     rise = crossing(rows, "val_acc", VAL_LOW) if has_val else None
     gen = crossing(rows, "val_acc", VAL_GEN) if has_val else None
     before_fit = [r for r in rows if fit is None or r.step < fit.step] or rows[:1]
-    max_gap = max(r.get("train_acc") - (r.get("val_acc") or 0.0) for r in before_fit)
+    seen = [r for r in before_fit if r.get("val_acc") is not None] if has_val else before_fit
+    max_gap = max((r.get("train_acc") - (r.get("val_acc") or 0.0) for r in seen), default=0.0)
+    norms = [r.get("norm") for r in rows if r.get("norm") is not None]
     final = rows[-1]
     info = Dynamics(
         label=None, fit_step=fit and fit.step, rise_step=rise and rise.step,
         gen_step=gen and gen.step, final_train=final.get("train_acc"),
         final_val=final.get("val_acc"), max_gap=max_gap, norm_start=rows[0].get("norm"),
-        norm_peak=max(r.get("norm") for r in rows), norm_final=final.get("norm"),
+        norm_peak=max(norms, default=None), norm_final=final.get("norm"),
         norm_change=_norm_change(rows, rise, gen), last_step=final.step,
         bumps=train_bumps([r.get("train_acc") for r in rows]),
     )  # fmt: skip
     if has_val:
-        _label(info, fit, gen, rows)
+        _label(info, rows, fit, rise, gen)
     return info
 
 
-def _label(info: Dynamics, fit: Crossing | None, gen: Crossing | None, rows) -> None:
+def _label(info: Dynamics, rows, fit: Crossing | None, rise, gen: Crossing | None) -> None:
+    best = max(rows, key=lambda r: r.get("train_acc"))
+    fit_at = fit.at if fit else float(best.step)  # the best train stands in for a fit
     q = Deciding(
-        fit=fit is not None, final_train=info.final_train, final_val=info.final_val,
-        gap=info.max_gap, rose_first=fit is not None and info.rise_step is not None
-        and info.rise_step < fit.step, late=gen is not None and fit is not None
-        and gen.at >= GROK_DELAY * max(fit.at, 1.0),
+        best_train=best.get("train_acc"), final_train=info.final_train,
+        final_val=info.final_val, gap=info.max_gap,
+        rose_first=rise is not None and rise.step < (fit.step if fit else best.step),
+        delay=gen.at / max(fit_at, 1.0) if gen and fit else None,
+        end_delay=info.last_step / max(fit_at, 1.0),
     )  # fmt: skip
     info.label = decide(q)
-    # generalizing at the end of the run would be late if the end is >= GROK_DELAY x fit
-    late_now = fit is not None and info.last_step >= GROK_DELAY * max(fit.at, 1.0)
-    for nudged, why in _nudges(q, fit, gen, late_now):
+    for nudged, why in _nudges(q, fit, gen):
         if (other := decide(nudged)) != info.label:
             info.alt, info.note = other, why
             break
     info.trend, gain = trend(rows)
     if info.trend == "still rising" and info.final_val >= VAL_GEN:
         info.trend = None  # generalized: nothing left to rise to
-    if info.trend and info.alt is None:
-        # where it is heading, one more quarter on (generalizing then would be late)
-        projected = replace(
-            q, final_val=min(1.0, max(0.0, q.final_val + gain)), late=q.late or late_now
-        )
+    if info.trend and info.alt is None:  # where it is heading, one more quarter on
+        projected = replace(q, final_val=min(1.0, max(0.0, q.final_val + gain)))
         if (other := decide(projected)) != info.label:
             info.alt = other
             info.note = f"validation {info.trend} ({gain:+.3f} over the last quarter)"
 
 
-def why(info: Dynamics) -> str:
-    """The numbers that decide a run's label, in words (and what makes it uncertain)."""
-    fit = f"fit by step {info.fit_step}" if info.fit_step is not None else "never fit"
-    val, train = info.final_val or 0.0, info.final_train
-    text = {
-        "not learned": f"{fit}; validation ends at {val:.3f} (< {VAL_LOW})",
-        "progression": f"{fit}; train ran {info.max_gap:.2f} ahead (>= {MEM_GAP}) before "
-        f"validation rose; it ends at {val:.3f}",
-        "comprehension": f"{fit}; validation rose with train (gap {info.max_gap:.2f}); "
-        f"generalized by step {info.gen_step}"
-        if info.gen_step
-        else f"{fit}; train and "
-        f"validation rose together (gap {info.max_gap:.2f}); validation ends at {val:.3f}",
-        "collapsed": f"{fit}, but train ends at {train:.3f} (< {FIT_HELD})",
-        "grokking": f"{fit}; validation >= {VAL_GEN} by step {info.gen_step}, ends {val:.3f}",
-        "ungrokking": f"{fit}; validation ends at {val:.3f} (< {VAL_LOW})",
-        "semi-grokking": f"{fit}; validation ends at {val:.3f}, between {VAL_LOW} and {VAL_GEN}",
-    }.get(info.label or "", "no validation set")
-    return (
-        text
-        + (f"; uncertain: {info.note}" if info.alt else "")
-        + (f"; {info.trend}" if info.trend and not info.alt else "")
-    )
-
-
 def decide(q: Deciding) -> str:
-    """The label of the rules in the module's docstring, on exact thresholds."""
-    if not q.fit or (q.rose_first and q.final_train >= FIT_HELD and q.final_val >= VAL_LOW):
+    """The label of the rules in the module's docstring, on exact lines."""
+    fit = q.best_train >= FIT
+    if not fit or (q.rose_first and q.final_train >= FIT_HELD and q.final_val >= VAL_LOW):
         if q.final_val < VAL_LOW:
             return "not learned"
         return "progression" if q.gap >= MEM_GAP else "comprehension"
     if q.final_train < FIT_HELD:
         return "collapsed"
-    if q.final_val >= VAL_GEN:
-        return "grokking" if q.late else "comprehension"
+    if q.final_val >= VAL_GEN:  # not yet generalized (a nudge): it would be at the end
+        late = (q.delay if q.delay is not None else q.end_delay) >= GROK_DELAY
+        return "grokking" if late else "comprehension"
     return "ungrokking" if q.final_val < VAL_LOW else "semi-grokking"
 
 
-def _nudges(q: Deciding, fit: Crossing | None, gen: Crossing | None, late_now: bool):
-    """The deciding values within a margin of a threshold, each moved across it."""
-    for value, line, margin, key, name in (
-        (q.final_val, VAL_LOW, VAL_MARGIN, "final_val", "validation"),
-        (q.final_val, VAL_GEN, VAL_MARGIN, "final_val", "validation"),
-        (q.gap, MEM_GAP, GAP_MARGIN, "gap", "the train-ahead gap"),
-        (q.final_train, FIT_HELD, HELD_MARGIN, "final_train", "final train accuracy"),
-    ):
-        if abs(value - line) < margin:
+def _nudges(q: Deciding, fit: Crossing | None, gen: Crossing | None):
+    """The deciding values within their margin of a line, each moved across it."""
+    for field, line, margin, name in LINES.values():
+        value = getattr(q, field)
+        if value is not None and abs(value - line) < margin:
             across = line - 1e-9 if value >= line else line
-            late = q.late or (late_now and across >= VAL_GEN)
             yield (
-                replace(q, **{key: across}, late=late),
+                replace(q, **{field: across}),
                 (f"{name} {value:.3f} is within {margin} of the {line} line ({value - line:+.3f})"),
             )
-    if fit is not None and gen is not None and not _resolved(fit, gen):
+    if q.delay is not None and not _resolved(fit, gen):
+        across = GROK_DELAY - 1e-9 if q.delay >= GROK_DELAY else GROK_DELAY
         yield (
-            replace(q, late=not q.late),
+            replace(q, delay=across),
             (
                 f"the evaluations do not resolve the grokking delay: fit after step "
                 f"{fit.before or 0} by {fit.step}, validation {VAL_GEN} after {gen.before or 0} "
@@ -186,11 +167,49 @@ def _nudges(q: Deciding, fit: Crossing | None, gen: Crossing | None, late_now: b
 
 
 def _resolved(fit: Crossing, gen: Crossing) -> bool:
-    """Whether every fit and generalization step the evaluations allow give one verdict."""
+    """Whether every fit and generalization step the evaluations allow (fit in
+    (fit.before, fit.step], generalization in (gen.before, gen.step]) give one verdict."""
     fit_lo, gen_lo = fit.before or 0, gen.before or 0
     late_always = gen_lo >= GROK_DELAY * max(fit.step, 1)
-    late_never = gen.step < GROK_DELAY * max(fit_lo, 1)
+    late_never = gen.step <= GROK_DELAY * fit_lo  # the fit came after fit_lo
     return late_always or late_never
+
+
+def margin(info: Dynamics) -> tuple[float, str] | None:
+    """How far the run is from the nearest line that decides its label, in units of that
+    line's margin (1.0: at the margin's edge), and in words."""
+    values = {"best_train": None, "final_train": info.final_train, "final_val": info.final_val,
+              "gap": info.max_gap, "delay": None}  # fmt: skip
+    near = []
+    for key in DECIDED_BY.get(info.label or "", ()):
+        field, line, m, name = LINES[key]
+        if (value := values[field]) is not None:
+            near.append((abs(value - line) / m, f"{name} {value:.3f} is {value - line:+.3f} "
+                                                f"from the {line} line (margin {m})"))  # fmt: skip
+    return min(near) if near else None
+
+
+def why(info: Dynamics) -> str:
+    """The numbers that decide a run's label, in words (and what makes it uncertain)."""
+    fit = f"fit by step {info.fit_step}" if info.fit_step is not None else "never fit"
+    val, train = info.final_val or 0.0, info.final_train
+    fit_first = info.fit_step is not None and (
+        info.rise_step is None or info.rise_step >= info.fit_step
+    )
+    text = {
+        "not learned": f"{fit}; validation ends at {val:.3f} (< {VAL_LOW})",
+        "progression": f"{fit}; train ran {info.max_gap:.2f} ahead (>= {MEM_GAP}) before "
+        f"validation rose; it ends at {val:.3f}",
+        "comprehension": f"{fit}; validation >= {VAL_GEN} by step {info.gen_step}, within "
+        f"{GROK_DELAY:g}x the fit step" if fit_first else f"{fit}; train and validation rose "
+        f"together (gap {info.max_gap:.2f}); validation ends at {val:.3f}",
+        "collapsed": f"{fit}, but train ends at {train:.3f} (< {FIT_HELD})",
+        "grokking": f"{fit}; validation >= {VAL_GEN} by step {info.gen_step}, ends {val:.3f}",
+        "ungrokking": f"{fit}; validation ends at {val:.3f} (< {VAL_LOW})",
+        "semi-grokking": f"{fit}; validation ends at {val:.3f}, between {VAL_LOW} and {VAL_GEN}",
+    }.get(info.label or "", "no validation set")  # fmt: skip
+    doubt = f"; uncertain: {info.note}" if info.alt else ""
+    return text + doubt + (f"; {info.trend}" if info.trend and not info.alt else "")
 
 
 def trend(rows: Sequence[MetricPoint]) -> tuple[str | None, float]:
@@ -202,7 +221,7 @@ def trend(rows: Sequence[MetricPoint]) -> tuple[str | None, float]:
         return None, 0.0
     quarter = vals[-1][0] * 0.75
     mid = min(range(len(vals)), key=lambda i: abs(vals[i][0] - quarter))
-    mid = max(1, min(mid, len(vals) - 4))
+    mid = max(1, min(mid, len(vals) - 5))  # the two windows of 3 do not overlap
     gain = median(v for _, v in vals[-3:]) - median(v for _, v in vals[mid - 1 : mid + 2])
     if abs(gain) < TREND:
         return None, gain
@@ -215,61 +234,21 @@ def _norm_change(rows, rise: Crossing | None, gen: Crossing | None) -> float | N
     if rise is None:
         return None
     norms = {r.step: r.get("norm") for r in rows}
-    start = rise.before if rise.before is not None else rise.step
-    end = gen.step if gen is not None else rows[-1].step
-    return norms[end] - norms[start]
+    start = norms[rise.before if rise.before is not None else rise.step]
+    end = norms[gen.step if gen is not None else rows[-1].step]
+    return None if start is None or end is None else end - start
 
 
 def crossing(rows: Sequence[MetricPoint], key: str, threshold: float) -> Crossing | None:
     before = None
     for r in rows:
-        value = r.get(key) or 0.0
+        if (value := r.get(key)) is None:
+            continue
         if value >= threshold:
             if before is None:
                 return Crossing(r.step, None, float(r.step))
-            v0 = before.get(key) or 0.0
+            v0 = before.get(key)
             at = before.step + (threshold - v0) * (r.step - before.step) / (value - v0)
             return Crossing(r.step, before.step, at)
         before = r
     return None
-
-
-def train_bumps(train: Sequence[float]) -> int:
-    """Plateaus of train accuracy below FIT, entered and left by a rise (module docstring)."""
-    s = _smooth(train)
-    n = len(s)
-    min_len = max(PLATEAU_EVALS, round(PLATEAU_SPAN * n))
-    bumps, i = 0, 0
-    while i < n:
-        j, lo, hi = i + 1, s[i], s[i]  # grow [i, j) while it stays in the band
-        while j < n and max(hi, s[j]) - min(lo, s[j]) < PLATEAU_BAND:
-            lo, hi, j = min(lo, s[j]), max(hi, s[j]), j + 1
-        if j - i >= min_len and _left(s, i, j):
-            bumps += 1
-            i = j
-        else:
-            i += 1
-    return bumps
-
-
-def _left(s: Sequence[float], i: int, j: int) -> bool:
-    """Whether s[i:j] is a plateau: below FIT, entered by a rise of BUMP_RISE and left by
-    one, each faster than its own drift (a climb that merely speeds up or slows down
-    has no stretch slower than both sides)."""
-    top, bottom = max(s[i:j]), min(s[i:j])
-    entered = next((k for k in range(i, -1, -1) if s[k] <= bottom - BUMP_RISE), None)
-    if top >= FIT or entered is None:
-        return False
-    drift = max(s[j - 1] - s[i], 0.0) / (j - i)
-    if (s[i] - s[entered]) / (i - entered) < LEAVE_RATE * drift:
-        return False
-    for k in range(j, len(s)):
-        if s[k] >= top + BUMP_RISE:
-            return (s[k] - s[j - 1]) / (k - j + 1) >= LEAVE_RATE * drift
-    return False
-
-
-def _smooth(values: Sequence[float]) -> list[float]:
-    """A running median over SMOOTH evaluations (shorter at the ends)."""
-    half = SMOOTH // 2
-    return [median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]

@@ -4,7 +4,8 @@ import pytest
 from factory import curve
 from factory import run as make_run
 
-from grokterm.labels import FIT, VAL_GEN, VAL_LOW, dynamics, train_bumps
+from grokterm.bumps import train_bumps
+from grokterm.labels import FIT, VAL_GEN, VAL_LOW, dynamics
 from grokterm.records import MetricPoint
 
 

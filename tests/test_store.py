@@ -46,7 +46,7 @@ def test_several_writers_while_a_reader_polls(tmp_path):
     polls, last = 0, 0
     run_ids = [r.id for r in store.runs(sweep_id)]
     while any(p.poll() is None for p in procs):
-        points = [p for ps in store.run_points(run_ids, since_rowid=last).values() for p in ps]
+        points = [p for ps in store.run_points(run_ids, since=last).values() for p in ps]
         last = max([last, *(p.rowid for p in points)])
         store.progress(sweep_id)
         polls += 1

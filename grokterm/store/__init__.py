@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -330,13 +331,10 @@ class Store(Connection):
             ).lastrowid
 
     def machines(self, sweep_id: int) -> dict[str, int]:
-        """The machines (provenance JSON) that trained a sweep, with how many workers
-        each; a sweep trained before machines were recorded has none."""
-        found: dict[str, int] = {}  # SELECT *: a store read-only from before has no column
-        for r in self._rows("SELECT * FROM workers WHERE sweep_id = ? ORDER BY id", (sweep_id,)):
-            if r.get("machine"):
-                found[r["machine"]] = found.get(r["machine"], 0) + 1
-        return found
+        """The machines (provenance JSON) that trained a sweep, each with its workers.
+        SELECT *: a store from before machines were recorded, read-only, has no column."""
+        rows = self._rows("SELECT * FROM workers WHERE sweep_id = ? ORDER BY id", (sweep_id,))
+        return Counter(r["machine"] for r in rows if r.get("machine"))
 
     def worker_exit(self, worker_id: int, status: str = "exited", error: str | None = None) -> None:
         with self._write():
@@ -376,18 +374,15 @@ class Store(Connection):
         rows = self._rows("SELECT * FROM runs WHERE sweep_id = ? ORDER BY id", (sweep_id,))
         return [mapping.run(r) for r in rows]
 
-    def run_points(
-        self, run_ids: Sequence[int], since_rowid: int = 0
-    ) -> dict[int, list[MetricPoint]]:
-        """Stored metric points of the given runs (after a poll's cursor), by run, in
-        step order."""
+    def run_points(self, run_ids: Sequence[int], since: int = 0) -> dict[int, list[MetricPoint]]:
+        """Stored metric points of the given runs (after a poll's rowid), by run and step."""
         out: dict[int, list[MetricPoint]] = {i: [] for i in run_ids}
         for chunk in range(0, len(run_ids), 500):  # SQLite's limit on parameters
             ids = list(run_ids[chunk : chunk + 500])
             rows = self._rows(
                 f"SELECT rowid AS rowid, * FROM metrics WHERE run_id IN ({','.join('?' * len(ids))})"
                 " AND rowid > ? ORDER BY run_id, step",
-                [*ids, since_rowid],
+                [*ids, since],
             )
             for r in rows:
                 out[r["run_id"]].append(mapping.point(r))
