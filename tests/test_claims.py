@@ -250,3 +250,16 @@ def test_an_accuracy_within_the_run_to_run_margin_of_its_bound_is_uncertain():
     assert statuses([claim], [run(24, 3000, 2, 0.2)]) == [NOT_REPRODUCED]
     final = {"kind": "final", "where": {"d": 24}, "op": "<=", "value": 0.1}
     assert statuses([final], [run(24, 3000, 2, 0.089)]) == [UNCERTAIN]
+
+
+def test_a_d_crit_step_up_within_the_grid_bracket_is_not_a_rise():
+    # fig 3 quick in shape: D_crit 2949, 2950, <= 2500 at d = 32, 48, 64 (one seed): the
+    # first two share the bracket (2500, 3000]; the fall to d = 64 is beyond it, but with
+    # one seed there is no spread to test it against
+    ns = [2500, 3000, 3500]
+    vals = {32: [0.01, 0.98, 1.0], 48: [0.02, 0.98, 1.0], 64: [0.99, 1.0, 1.0]}
+    runs = [run(d, n, 0, v) for d, vs in vals.items() for n, v in zip(ns, vs)]
+    [result] = check([{"kind": "d_crit_trend"}], runs)
+    assert result.status == UNCERTAIN and "no spread" in result.evidence
+    seeded_runs = [r for d, vs in vals.items() for n, v in zip(ns, vs) for r in seeded(d, n, v)]
+    assert statuses([{"kind": "d_crit_trend"}], seeded_runs) == [REPRODUCED]
