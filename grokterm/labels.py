@@ -38,7 +38,7 @@ TREND = 0.02  # validation gained (lost) this much over the run's last quarter: 
 TREND_EVALS = 8  # fewer evaluations than this: no trend is read
 # Each line a label is decided by: the Deciding field, the line, its margin, its name.
 LINES = {
-    "fit": ("best_train", FIT, 0.01, "the best train accuracy"),
+    "fit": ("best_train", FIT, 0.005, "the best train accuracy"),
     "held": ("final_train", FIT_HELD, 0.03, "final train accuracy"),
     "low": ("final_val", VAL_LOW, VAL_MARGIN, "validation"),
     "gen": ("final_val", VAL_GEN, VAL_MARGIN, "validation"),

@@ -167,10 +167,10 @@ def test_an_early_generalizer_drifting_is_not_a_grokking_candidate():
 
 
 def test_the_fit_and_the_delay_have_margins_too():
-    # train peaks at 0.985, just under the 0.99 fit, validation at chance: memorized
-    near_fit = dynamics(curve([0.1, 0.5, 0.9, 0.985, 0.985], [0.01] * 5))
+    # train peaks at 0.987, just under the 0.99 fit, validation at chance: memorized
+    near_fit = dynamics(curve([0.1, 0.5, 0.9, 0.987, 0.987], [0.01] * 5))
     assert (near_fit.fit_step, near_fit.label, near_fit.alt) == (None, "not learned", "ungrokking")
-    assert "the best train accuracy 0.985" in near_fit.note
+    assert "the best train accuracy 0.987" in near_fit.note
 
     # evaluated every step: generalization at 1.99x or 2.01x the fit step
     def ratio(gen_at):
