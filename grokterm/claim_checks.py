@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -78,11 +79,18 @@ def _fmt(pts: Sequence[analysis.Point], x: str) -> str:
 def _sure(holds_on_means: bool, beyond_noise: bool, against: bool, pts) -> str:
     """A trend's status: failing on the means or beyond the noise fails; holding beyond
     the noise, with seeds, passes; holding on the means only is uncertain."""
-    if against:
-        return NOT_REPRODUCED
-    if not holds_on_means:
+    if against or not holds_on_means:
         return NOT_REPRODUCED
     return REPRODUCED if beyond_noise and min(p.n for p in pts) >= 2 else UNCERTAIN
+
+
+def _within(low: float, high: float, op: str, bound: float, accuracy: bool) -> str:
+    """The status of `value op bound` for a value known to lie in [low, high]; an
+    accuracy's interval is widened by VAL_MARGIN (run-to-run noise), inside [0, 1]."""
+    if accuracy:
+        low, high = max(low - VAL_MARGIN, 0.0), min(high + VAL_MARGIN, 1.0)
+    ends = (OPS[op](low, bound), OPS[op](high, bound))
+    return REPRODUCED if all(ends) else NOT_REPRODUCED if not any(ends) else UNCERTAIN
 
 
 def label(claim, runs) -> Check:
@@ -99,22 +107,15 @@ def label(claim, runs) -> Check:
         status = UNCERTAIN  # a tie, or uncertain runs decide it
     else:
         status = NOT_REPRODUCED
-    counts: dict[str, int] = {}
-    for r in found:
-        shown = r.info.shown if r.info else r.label
-        counts[shown] = counts.get(shown, 0) + 1
+    counts = Counter(r.info.shown if r.info else r.label for r in found)
     numbers = "; ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
     vals = ", ".join(f"{r.value('val_acc'):.3f}" for r in found if r.value("val_acc") is not None)
-    evidence = f"{len(sure)} of {len(found)} seeds {claim.label}" + (
-        f", {len(maybe)} uncertain" if maybe else "") + (" (a tie)" if status == UNCERTAIN
-                                                         and len(sure) + len(maybe) == against else "")  # fmt: skip
+    tie = status == UNCERTAIN and len(sure) + len(maybe) == against
+    evidence = (f"{len(sure)} of {len(found)} seeds {claim.label}"
+                + (f", {len(maybe)} uncertain" if maybe else "") + (" (a tie)" if tie else ""))  # fmt: skip
     margins = [r.info.note for r in found if alt[r.id] and r.info.note]
-    return (
-        status,
-        f"{numbers}; final val {vals}",
-        evidence,
-        margins[0] if margins else _closest(found),
-    )
+    margin = margins[0] if margins else _closest(found)
+    return status, f"{numbers}; final val {vals}", evidence, margin
 
 
 def _closest(runs: Sequence[Run]) -> str:
@@ -123,31 +124,16 @@ def _closest(runs: Sequence[Run]) -> str:
     return min(found)[1] if found else ""
 
 
-def _against(value_lo: float, value_hi: float, op: str, bound: float) -> tuple[bool, bool]:
-    """(holds for the whole interval, fails for the whole interval)."""
-    check = OPS[op]
-    return check(value_lo, bound) and check(value_hi, bound), not (
-        check(value_lo, bound) or check(value_hi, bound))  # fmt: skip
-
-
 def final(claim, runs) -> Check:
-    acc = claim.metric.endswith("_acc")
-    pts = points(
-        runs,
-        claim.where,
-        analysis.final(claim.metric),
-        (0.0, 1.0) if acc else (-math.inf, math.inf),
-    )
+    accuracy = claim.metric.endswith("_acc")
+    bounds = (0.0, 1.0) if accuracy else (-math.inf, math.inf)
+    pts = points(runs, claim.where, analysis.final(claim.metric), bounds)
     mean = sum(p.mean for p in pts) / len(pts)
     low, high = sum(p.low for p in pts) / len(pts), sum(p.high for p in pts) / len(pts)
-    m = VAL_MARGIN if acc else 0.0
-    lo_, hi_ = (max(low - m, 0.0), min(high + m, 1.0)) if acc else (low, high)
-    holds, fails = _against(lo_, hi_, claim.op, claim.value)
-    status = REPRODUCED if holds else NOT_REPRODUCED if fails else UNCERTAIN
+    status = _within(low, high, claim.op, claim.value, accuracy)
     numbers = f"mean final {claim.metric} {mean:.3f} ({claim.op} {claim.value})"
     margin = f"{mean - claim.value:+.3f} from the bound; 95% interval {low:.3f} .. {high:.3f}" + (
-        f" (+-{m} for run-to-run noise)" if m else ""
-    )
+        f" (+-{VAL_MARGIN} for run-to-run noise)" if accuracy else "")  # fmt: skip
     return status, numbers, _seeds(pts), margin
 
 
@@ -156,12 +142,14 @@ def range_(claim, runs) -> Check:
     pts = [p for p in _along(points(runs, claim.where), claim.x) if lo <= p.grid[claim.x] <= hi]
     if not pts:
         raise NoData(f"no finished runs with {claim.x} in [{lo}, {hi}]")
-    verdicts = [
-        _against(max(p.low - VAL_MARGIN, 0.0), min(p.high + VAL_MARGIN, 1.0), claim.op, claim.value)
-        for p in pts
-    ]
-    status = (NOT_REPRODUCED if any(f for _, f in verdicts)
-              else REPRODUCED if all(h for h, _ in verdicts) else UNCERTAIN)  # fmt: skip
+    each = {_within(p.low, p.high, claim.op, claim.value, accuracy=True) for p in pts}
+    status = (
+        NOT_REPRODUCED
+        if NOT_REPRODUCED in each
+        else REPRODUCED
+        if each == {REPRODUCED}
+        else UNCERTAIN
+    )
     closest = min(pts, key=lambda p: abs(p.mean - claim.value))
     margin = (f"closest: {claim.x}={closest.grid[claim.x]:g} at {closest.mean:.3f} ({claim.op} "
               f"{claim.value}; +-{VAL_MARGIN} for run-to-run noise)")  # fmt: skip
@@ -237,8 +225,7 @@ def d_crit(claim, runs) -> Check:
         raise NoData(f"no finished runs with d = {claim.d}")
     lo, hi = spans[claim.d]
     # D_crit lies in (lo, hi]: the claim holds for the whole interval, for none, or for part
-    holds, fails = _against(math.nextafter(lo, math.inf), hi, claim.op, claim.value)
-    status = REPRODUCED if holds else NOT_REPRODUCED if fails else UNCERTAIN
+    status = _within(math.nextafter(lo, math.inf), hi, claim.op, claim.value, accuracy=False)
     value = crit[claim.d]
     shown = "never reached" if value is None else f"{value:.0f}"
     numbers = f"D_crit(d={claim.d}) = {shown} ({claim.op} {claim.value})"

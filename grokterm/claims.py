@@ -26,15 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from grokterm import analysis, claim_checks
-from grokterm.claim_checks import (
-    NO_DATA,  # fmt: skip
-    NOT_REPRODUCED,
-    OPS,
-    REPRODUCED,
-    UNCERTAIN,
-    NoData,
-    points,
-)
+from grokterm.claim_checks import NO_DATA, NOT_REPRODUCED, OPS, REPRODUCED, UNCERTAIN
 from grokterm.records import Run
 from grokterm.series import unknown as unknown_series
 
@@ -88,7 +80,7 @@ def check_claims(claims: Sequence[Claim], runs: Sequence[Run]) -> list[ClaimResu
 def check(claim: Claim, runs: Sequence[Run]) -> ClaimResult:
     try:
         status, detail, evidence, margin = CHECKS[claim.kind](claim, runs)
-    except NoData as err:
+    except claim_checks.NoData as err:
         status, detail, evidence, margin = NO_DATA, str(err) or "no finished runs match", "", ""
     return ClaimResult(claim.text or claim.kind, status, detail, evidence, margin)
 
@@ -126,7 +118,7 @@ def parse_claim(table: dict) -> Claim:
 
 def _emergence(runs, where: dict) -> tuple[float | None, int]:
     """(emergence size or None, the largest size tried) of the runs matching where."""
-    found = points(runs, where)
+    found = claim_checks.points(runs, where)
     return analysis.emergence_size(found), max(p.grid["n_params"] for p in found)
 
 
@@ -134,7 +126,9 @@ def _emergence_ratio(claim, runs):
     single, _ = _emergence(runs, {"n_mem": 0})
     n_mems = sorted({r.config.n_mem for r in runs} - {0})
     if single is None or not n_mems:
-        raise NoData("needs single-task runs (n_mem = 0) that emerge and multitask runs")
+        raise claim_checks.NoData(
+            "needs single-task runs (n_mem = 0) that emerge and multitask runs"
+        )
     op, value = OPS[claim.op], claim.value
     parts, holds = [], []
     for n_mem in n_mems:
@@ -167,7 +161,9 @@ def _emergence_compare(claim, runs):
     small, _ = _emergence(runs, claim.smaller)
     large, largest = _emergence(runs, claim.larger)
     if small is None and large is None:
-        raise NoData(f"neither {claim.smaller} nor {claim.larger} emerged at the sizes run")
+        raise claim_checks.NoData(
+            f"neither {claim.smaller} nor {claim.larger} emerged at the sizes run"
+        )
     if small is None:
         return NOT_REPRODUCED, f"{claim.smaller} never emerged", _best_seed(runs), ""
     if large is None:

@@ -250,15 +250,13 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         runs = store.runs(sweep.id)
         curves = store.run_points([r.id for r in runs])
         labels = {i: info for i, points in curves.items() if (info := dynamics(points))}
-        changed = [r for r in runs if r.id in labels and (r.info.shown if r.info else r.label)
-                   != labels[r.id].shown]  # fmt: skip
+        before = {r.id: (r.info.shown if r.info else r.label) or "none" for r in runs}
+        changed = [r for r in runs if r.id in labels and before[r.id] != labels[r.id].shown]
         store.set_labels(labels)
         print(f"sweep {sweep.id} ({sweep.name}): {len(labels)} runs labelled, "
               f"{len(changed)} labels changed")  # fmt: skip
         for r in changed:
-            new = labels[r.id]
-            old = (r.info.shown if r.info else r.label) or "none"
-            print(f"  {r.key}: {old} -> {new.shown}: {why(new)}")
+            print(f"  {r.key}: {before[r.id]} -> {labels[r.id].shown}: {why(labels[r.id])}")
     return 0
 
 

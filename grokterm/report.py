@@ -65,14 +65,10 @@ def report(
 def machines(store: Store, sweep: Sweep) -> str:
     """What trained a sweep, in one line (float32 curves repeat bit for bit only there)."""
     found = store.machines(sweep.id)
-    text = "; ".join(
-        f"{provenance.describe(m)} ({n} worker{'s' * (n > 1)})" for m, n in found.items()
-    )
-    return (
-        f"sweep {sweep.id} trained on {text}"
-        if text
-        else f"sweep {sweep.id}: machine not recorded (trained before grokterm recorded machines)"
-    )
+    if not found:
+        return f"sweep {sweep.id}: machine not recorded (trained before grokterm recorded machines)"
+    each = (f"{provenance.describe(m)} ({n} worker{'s' * (n > 1)})" for m, n in found.items())
+    return f"sweep {sweep.id} trained on {'; '.join(each)}"
 
 
 def pool_runs(

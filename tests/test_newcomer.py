@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAST_ENV, TINY, grokterm, write_preset
+from test_store_faults import stop_on_failure
 
 from grokterm import sweeps
 from grokterm.store import Store
@@ -107,12 +108,7 @@ def test_yes_trains_despite_the_warning(tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 130
     finally:  # never leave the supervisor (and through it a worker) training for days
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_on_failure(proc, [])
 
 
 def test_a_log_gets_plain_progress_lines(tmp_path):

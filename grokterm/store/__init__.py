@@ -312,22 +312,13 @@ class Store(Connection):
                         token: str | None = None, machine: dict | None = None) -> int:  # fmt: skip
         """This process as a worker of the sweep (token: which process it is, to signal;
         machine: what it trains on, grokterm.provenance.machine)."""
-        now = self.clock()
+        now, found = self.clock(), json.dumps(machine) if machine else None
+        values = (os.getpid(), socket.gethostname(), device, sweep_id, now, now, log, token, found)
         with self._write():
             return self.conn.execute(
                 "INSERT INTO workers (pid, host, device, sweep_id, status, started, heartbeat, log,"
                 " token, machine) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (
-                    os.getpid(),
-                    socket.gethostname(),
-                    device,
-                    sweep_id,
-                    now,
-                    now,
-                    log,
-                    token,
-                    json.dumps(machine) if machine else None,
-                ),
+                values,
             ).lastrowid
 
     def machines(self, sweep_id: int) -> dict[str, int]:
