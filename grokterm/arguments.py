@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from grokterm.devices import ENGINES
+
 DEFAULT_DB = "runs.db"
 
 
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the app's workers: auto, cpu, cuda or cuda:I (default: auto, a GPU if any)",
     )
     parser.add_argument("--workers", type=positive, help="the app's workers per sweep")
+    _engine_option(parser, "the app's workers' training step: ")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="train a preset's sweep with background workers (resumable)")
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive, help="default: one per GPU, else one per CPU core")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
     run.add_argument("--cohort-size", type=positive, help="most runs trained as one program")
+    _engine_option(run)
     run.add_argument("--dry-run", action="store_true", help="show the plan; touch nothing")
     run.add_argument(
         "--verbose", action="store_true", help="with --dry-run: every cohort and its runs"
@@ -142,7 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
     bench.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
+    bench.add_argument(
+        "--check", action="store_true",
+        help="on a GPU: the whole GPU check (exactness, resume, throughput, scan, memory, "
+        "projections; about 5 minutes)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--engine", nargs="+", choices=ENGINES[1:], metavar="ENGINE",
+        help="engines to time (default: every one the device runs)",
+    )  # fmt: skip
     return parser
+
+
+def _engine_option(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument(
+        "--engine", default="auto", choices=ENGINES, metavar="ENGINE",
+        help=f"{what}{', '.join(ENGINES)} (default: auto, the fastest measured for each "
+        "cohort: compiled for long CPU cohorts, else eager)",
+    )  # fmt: skip
 
 
 def _db_option(p: argparse.ArgumentParser) -> None:

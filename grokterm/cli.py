@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from grokterm.tui.app import run_app
 
-            return run_app(args.db, args.presets, args.device, args.workers)
+            return run_app(args.db, args.presets, args.device, args.workers, args.engine)
         return COMMANDS[args.command](args)
     except (UsageError, SettingError, StoreError) as err:
         print(f"grokterm: {err}", file=sys.stderr)
@@ -82,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         plan = sweeps.plan_sweep(_load_preset(args.preset), args.scale, args.device,
-                                 args.workers, args.cohort_size, preview=args.dry_run)  # fmt: skip
+                                 args.workers, args.cohort_size, preview=args.dry_run,
+                                 engine=args.engine)  # fmt: skip
     except sweeps.SweepError as err:
         raise UsageError(_option(str(err))) from None
     console = Console()
@@ -162,7 +163,7 @@ def _interrupted(console, workers, sweep_id: int) -> int:
 
 def _option(message: str) -> str:
     """The service names its inputs; the command line names them as options."""
-    for name in ("workers", "device", "backend"):
+    for name in ("workers", "device", "backend", "engine"):
         if message.startswith(f"{name}: "):
             return f"--{message}"
     return message
@@ -297,13 +298,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"grokterm: bench: --device: {err}", file=sys.stderr)
         return 2
+    if args.check:
+        if not device.startswith("cuda"):
+            print(f"grokterm: bench --check: proves the GPU path and needs a CUDA GPU; torch "
+                  f"{torch.__version__} sees none here (plain `grokterm bench` times the CPU)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        from grokterm.gpu_check import run_check
+
+        return run_check(device, out=lambda line: print(line, flush=True))
     runs = args.runs or (44 if device.startswith("cuda") else 4)
     print(f"grokterm bench on {device} (torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads)", flush=True)  # fmt: skip
     for n in args.n:
         for d in args.d:
-            result = bench_case(d, n, runs, args.steps, device, args.reference_runs)
-            print(result.line(), flush=True)
+            result = bench_case(d, n, runs, args.steps, device, args.reference_runs,
+                                engines=args.engine)  # fmt: skip
+            print("\n".join(result.lines()), flush=True)
     return 0
 
 

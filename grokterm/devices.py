@@ -13,6 +13,8 @@ from pathlib import Path
 GPU_MEMORY_SHARE = 0.85  # of each GPU's memory, for its workers' cohorts
 CPU_MEMORY_SHARE = 0.8  # of this machine's memory, split between its CPU workers
 PREVIEW_GPU = 80 * 2**30  # a GPU previewed where none is visible: an 80 GB H100's memory
+# The training step's forms (grokterm.experiment.engines); auto picks per cohort.
+ENGINES = ("auto", "eager", "compiled", "graphs")
 
 
 @dataclass
@@ -21,6 +23,7 @@ class WorkerSlot:
     threads: int
     memory: int | None = None  # bytes a cohort of this worker may take; None: not limited
     preview: bool = False  # a GPU planned for where none is visible (a dry run)
+    engine: str = "auto"  # how its worker's training step runs (ENGINES)
 
 
 def slots_kind(slots: list[WorkerSlot]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from itertools import groupby
 
+from grokterm.config import RunConfig
 from grokterm.devices import WorkerSlot, slots_kind
 from grokterm.presets import RunSpec
 
@@ -122,10 +123,15 @@ def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:
 
 
 def _cohort_seconds(cohort: list[RunSpec]) -> float:
-    return len(cohort) * max(map(_run_seconds, cohort))
+    return cohort_seconds([s.config for s in cohort])
 
 
-def _run_seconds(spec: RunSpec) -> float:
+def cohort_seconds(configs: list[RunConfig]) -> float:
+    """Rough eager CPU seconds of one cohort: its size times its largest run."""
+    return len(configs) * max(map(run_seconds, configs))
+
+
+def run_seconds(c: RunConfig) -> float:
     """A fixed overhead, plus per example a constant (embedding, softmax over p) and a
     cost in d^2 + d * p (the MLP and unembedding). Single task fitted to d=64, n=3000
     (~20 ms a step) and fig 4's memorization runs (n = 12769: ~20 ms at d = 4, ~27 ms at
@@ -136,7 +142,6 @@ def _run_seconds(spec: RunSpec) -> float:
     per example, position and layer a cost in d^2, fitted to fig 8's ladder at paper
     data (n = 6000, 2026-11-24): 3.5, 17.8, 38 s a step at (layers, d) = (2, 256),
     (4, 512), (8, 512)."""
-    c = spec.config
     n, size = c.n_train + c.n_mem, c.n_layers * (c.d * c.d + c.d * c.p)
     if c.n_layers > 1:
         return c.steps * (6e-3 + 0.8e-9 * n * c.seq_len * c.n_layers * c.d * c.d)

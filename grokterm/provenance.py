@@ -11,10 +11,8 @@ import platform
 import re
 from pathlib import Path
 
-ENGINE = "eager"  # the training step: plain torch ops, one cohort at a time
 
-
-def machine(device: str) -> dict:
+def machine(device: str, engine: str = "auto") -> dict:
     """This process's machine as a worker on `device` sees it."""
     import torch
 
@@ -29,7 +27,7 @@ def machine(device: str) -> dict:
         "blas": _setting(build, "BLAS_INFO"),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "engine": ENGINE,
+        "engine": engine,  # the worker's setting; auto resolves per cohort (its log says)
     }
     return {k: v for k, v in info.items() if v is not None}
 

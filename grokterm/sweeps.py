@@ -5,12 +5,12 @@ backend, stop them. No torch, no printing."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grokterm.backends import Backend, open_backend
 from grokterm.backends.local import signal_workers
-from grokterm.devices import WorkerSlot, slots_kind, worker_slots
+from grokterm.devices import ENGINES, WorkerSlot, slots_kind, worker_slots
 from grokterm.planning import plan_on
 from grokterm.presets import Preset, PresetError, RunSpec
 from grokterm.records import Sweep
@@ -36,23 +36,29 @@ class Plan:
 
 
 def slots(
-    device: str = "auto", workers: int | None = None, preview: bool = False
-) -> list[WorkerSlot]:
+    device: str = "auto", workers: int | None = None, preview: bool = False,
+    engine: str = "auto",
+) -> list[WorkerSlot]:  # fmt: skip
     if workers is not None and workers < 1:
         raise SweepError(f"workers: expected a positive integer, got {workers}")
     cores = os.cpu_count() or 1
     if workers is not None and workers > cores:  # each is a process with torch, ~250 MB
         raise SweepError(f"workers: expected at most {cores}, this machine's CPU cores (each "
                          f"worker is a process of its own), got {workers}")  # fmt: skip
+    if engine not in ENGINES:
+        raise SweepError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     try:
-        return worker_slots(device, workers, preview)
+        on = worker_slots(device, workers, preview)
     except ValueError as err:
         raise SweepError(f"device: {err}") from None
+    if engine == "graphs" and slots_kind(on) != "cuda":
+        raise SweepError("engine: graphs captures CUDA graphs; it needs a GPU (--device cuda)")
+    return [replace(slot, engine=engine) for slot in on]
 
 
 def plan_sweep(
     preset: Preset, scale: str, device: str = "auto", workers: int | None = None,
-    cohort_size: int | None = None, preview: bool = False,
+    cohort_size: int | None = None, preview: bool = False, engine: str = "auto",
 ) -> Plan:  # fmt: skip
     """The cohorts a preset at a scale trains on this machine's workers (a preview: on
     a GPU even where none is visible). A figure drawn from other sweeps (fig 1) trains
@@ -64,7 +70,7 @@ def plan_sweep(
         specs = at.expand()
     except PresetError as err:
         raise SweepError(str(err)) from None
-    on = slots(device, workers, preview)
+    on = slots(device, workers, preview, engine)
     cohorts, warnings = plan_on(specs, on, cohort_size)
     return Plan(at, scale, specs, on, cohorts, warnings)
 

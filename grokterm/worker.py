@@ -28,6 +28,7 @@ from typing import Protocol
 
 from grokterm import processes, provenance, settings
 from grokterm.labels import dynamics
+from grokterm.planning import cohort_seconds
 from grokterm.records import Assignment, Dynamics, MetricPoint
 from grokterm.store import LostCohort, Store
 
@@ -96,10 +97,10 @@ def beating(open_sink: Callable[[], Sink], worker_id: int) -> Iterator[None]:
 
 class Worker:
     def __init__(self, sink: Sink, open_sink: Callable[[], Sink], sweep_id: int, device: str,
-                 log: str | None = None):  # fmt: skip
+                 log: str | None = None, engine: str = "auto"):  # fmt: skip
         self.sink, self.open_sink = sink, open_sink
-        self.sweep_id, self.device = sweep_id, device
-        machine = provenance.machine(device)  # imports torch, which training needs anyway
+        self.sweep_id, self.device, self.engine = sweep_id, device, engine
+        machine = provenance.machine(device, engine)  # imports torch, which training needs
         self.id = sink.register_worker(sweep_id, device, log, processes.token(os.getpid()), machine)
         self.stopping = False
 
@@ -143,11 +144,16 @@ class CohortJob:
     labels, when to checkpoint, how fast it goes."""
 
     def __init__(self, worker: Worker, job: Assignment):
+        from grokterm.experiment.engines import resolve
         from grokterm.experiment.trainer import Cohort
 
         self.worker, self.sink, self.job = worker, worker.sink, job
         self.run_ids = [r.id for r in job.runs]
-        self.cohort = Cohort([r.config for r in job.runs], device=worker.device)
+        configs = [r.config for r in job.runs]
+        engine = resolve(worker.engine, worker.device, cohort_seconds(configs))
+        if engine != "eager":
+            print(f"cohort {job.cohort_id}: {engine} engine", file=sys.stderr, flush=True)
+        self.cohort = Cohort(configs, device=worker.device, engine=engine)
         if (state := self._saved_state()) is not None:
             self.cohort.load_state_dict(state)  # another cohort's: an error of this one
         # Labels so far, across resumes: the stored points up to the state resumed from
@@ -243,17 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", type=int, required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--engine", default="auto", help="the training step (ENGINES)")
     parser.add_argument("--log", help="where this worker's output goes (shown to users)")
     args = parser.parse_args(argv)
 
     from grokterm.experiment.trainer import configure_torch
 
-    configure_torch(args.threads)
+    configure_torch(args.threads, deterministic=args.device.startswith("cuda"))
     # A stop that comes while the worker registers is held until it can be honoured (it
     # would kill a listed worker, which the pool then counts as a crash and replaces).
     asks = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, asks)
-    worker = Worker(Store(args.db), lambda: Store(args.db), args.sweep, args.device, args.log)
+    worker = Worker(Store(args.db), lambda: Store(args.db), args.sweep, args.device, args.log,
+                    args.engine)  # fmt: skip
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, asks)

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from grokterm.cli import main
 
 
@@ -16,16 +18,74 @@ def test_help_does_not_import_torch():
     assert loaded.stdout.strip() == "False"
 
 
-def test_bench_prints_one_ratio_line_per_case(capsys):
+def test_bench_prints_a_line_per_engine_with_its_ratio(capsys):
+    """The reference, then each engine the device runs, each with its ratio to the
+    reference; engines beside eager also against eager, with their compile time."""
     assert main(["bench", "--d", "8", "16", "--n", "300", "--runs", "2", "--steps", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("grokterm bench on cpu")
     cases = lines[1:]
-    assert len(cases) == 2
-    for d, line in zip((8, 16), cases):
-        assert line.startswith(f"d={d} ")
-        assert re.search(r"reference +\d+\.\d run-steps/s", line)
-        assert re.search(r"ratio \d+\.\d\dx$", line)
+    assert len(cases) == 2 * 3  # a head and two engines (graphs needs CUDA) per case
+    for d, (head, eager, compiled) in zip((8, 16), zip(*[iter(cases)] * 3)):
+        assert head.startswith(f"d={d} ")
+        assert re.search(r"reference +\d+\.\d run-steps/s \(timed on 2 runs\)$", head)
+        assert re.fullmatch(r"  eager +\d+\.\d run-steps/s  ratio +\d+\.\d\dx", eager)
+        assert re.fullmatch(
+            r"  compiled +\d+\.\d run-steps/s  ratio +\d+\.\d\dx  "
+            r"\(\d+\.\d\dx eager; first step \d+\.\d s\)",
+            compiled,
+        )
+
+
+def test_bench_times_only_the_engines_asked_for(capsys):
+    assert main(["bench", "--d", "8", "--n", "100", "--runs", "1", "--steps", "1",
+                 "--engine", "eager"]) == 0  # fmt: skip
+    cases = capsys.readouterr().out.strip().splitlines()[1:]
+    assert len(cases) == 2 and cases[1].lstrip().startswith("eager")
+
+
+def test_the_gpu_check_on_a_cpu_only_machine_is_one_line_and_exit_2(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the check would run")
+    assert main(["bench", "--check"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(
+        "grokterm: bench --check: proves the GPU path and needs a CUDA GPU"
+    )
+
+
+def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu():
+    """The same code a GPU runs, on the CPU and tiny: every part prints its numbers and
+    every bound holds (memory is a GPU's only)."""
+    from grokterm.gpu_check import TINY, run_check
+
+    lines: list[str] = []
+    assert run_check("cpu", TINY, lines.append) == 0
+    text = "\n".join(lines)
+    assert lines[0].startswith("device cpu (")
+    for engine in ("eager", "compiled"):
+        line = next(x for x in lines if x.startswith(f"exact {engine} "))
+        assert "resume bit-for-bit: yes" in line
+        f64 = float(re.search(r"float64 max \|diff\| (\S+)", line).group(1))
+        assert f64 <= 1e-9
+    assert re.search(r"^  R=2 +reference +\d+\.\d +eager +\d+\.\d +compiled", text, re.M)
+    assert "memory: peak GPU memory is measured on a GPU only" in lines
+    assert re.search(r"^projected fig6 at paper scale on one cpu: 660 runs in \d+ cohorts, about "
+                     r"[\d.]+ min", text, re.M)  # fmt: skip
+    assert lines[-1].endswith("every bound held")
+
+
+def test_the_step_model_is_fitted_to_the_scan():
+    from grokterm.gpu_check import ScanPoint, step_model
+
+    points = [ScanPoint(r, "eager", r / (0.002 + 1e-4 * r), 0.002 + 1e-4 * r) for r in (1, 4, 16)]
+    points += [ScanPoint(r, "graphs", r / (0.001 + 1e-4 * r), 0.001 + 1e-4 * r) for r in (1, 4, 16)]
+    a, b = step_model(points)  # the best engine at each size
+    assert a == pytest.approx(0.001) and b == pytest.approx(1e-4)
 
 
 def test_bench_rejects_cuda_without_gpu(capsys):

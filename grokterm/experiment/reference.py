@@ -121,9 +121,10 @@ def train_reference(
     cfg: RunConfig,
     on_eval: Callable[[int, dict[str, float]], None],
     dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
 ) -> None:
     """Train one run for its whole budget, reporting metrics every eval_every steps."""
-    run = ReferenceRun(cfg, dtype)
+    run = ReferenceRun(cfg, dtype, device)
     for step in range(cfg.steps + 1):
         if step % cfg.eval_every == 0 or step == cfg.steps:
             on_eval(step, run.evaluate())

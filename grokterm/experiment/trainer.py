@@ -8,6 +8,7 @@ callback; no SQL, printing or UI here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -15,10 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from grokterm.config import RunConfig
+from grokterm.experiment import engines
 from grokterm.experiment.model import forward, init_params, layout
 from grokterm.experiment.tasks import ADD, MEM, Split, make_data
-
-EPS = 1e-8  # AdamW's epsilon, torch's default
 
 
 @dataclass
@@ -65,14 +65,39 @@ class Batch:
                         self.group[:, i : i + size], self.valid[:, i : i + size])  # fmt: skip
 
 
-def configure_torch(threads: int | None = None) -> None:
+def configure_torch(threads: int | None = None, deterministic: bool = False) -> None:
     """Process-wide settings for training. Flushing denormal floats to zero: as
     weight decay shrinks values, float32 activations and gradients go denormal and
     a CPU step runs about 2x slower (measured: 24 vs 50 steps/s at p=59, d=64);
-    values below 1.2e-38 change no result that matters."""
+    values below 1.2e-38 change no result that matters. `deterministic` (a GPU
+    worker): the gather's backward is an index_add with atomics on CUDA, whose order,
+    and so whose float32 sums, vary run to run; deterministic kernels keep a resumed
+    cohort bit-for-bit (cuBLAS needs its workspace fixed before its first call)."""
     torch.set_flush_denormal(True)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     if threads:
         torch.set_num_threads(threads)
+    _keep_freed_memory()
+
+
+# glibc's malloc parameters (mallopt): a step allocates and frees the same tens of MB
+# of activations every time; by default glibc maps and unmaps each block above its
+# threshold and trims the heap, page-faulting the memory in again on every step.
+# Keeping it: 1.05-1.2x a step on this CPU, bit-identical (only where memory lives).
+_MALLOPT = {-3: 32 * 2**20, -1: 1 * 2**30, -2: 256 * 2**20}  # mmap, trim, top pad
+
+
+def _keep_freed_memory() -> None:
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # glibc's; elsewhere the allocator stays as is
+    except (OSError, AttributeError):
+        return
+    for param, value in _MALLOPT.items():
+        mallopt(param, value)
 
 
 def pick_device(spec: str = "auto") -> str:
@@ -93,11 +118,15 @@ class Cohort:
         dtype: torch.dtype = torch.float32,
         fast: bool = True,
         eval_chunk: int = 4096,
+        engine: str = "eager",
     ):
         keys = {c.validate().cohort_key() for c in configs}
         if len(keys) != 1:
             raise ValueError(f"runs of one cohort must share a cohort key, got {sorted(keys)}")
+        if engine not in ("eager", "compiled", "graphs"):
+            raise ValueError(f"expected eager, compiled or graphs, got {engine!r}")
         self.configs = list(configs)
+        self.engine = engine
         self.lay = layout(configs[0])
         self.fast, self.eval_chunk = fast, eval_chunk
         self.steps, self.eval_every = configs[0].steps, configs[0].eval_every
@@ -118,10 +147,12 @@ class Cohort:
         self.beta1, self.beta2, self.warmup = per_run("beta1"), per_run("beta2"), per_run("warmup")
 
         self.flat = torch.stack([init_params(c) for c in configs]).to(device, dtype)
-        self.flat.requires_grad_(True)
+        self.flat.requires_grad_(engine != "compiled")  # torch.func.grad needs no flag
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
         self.step = 0
+        self.step_t = torch.zeros((), dtype=dtype, device=device)  # compiled, graphs
+        self._fast_step = None  # built at the first update, after any resume
         self.last_eval = -1
         self.diverged = [False] * len(configs)
 
@@ -146,25 +177,41 @@ class Cohort:
             self.update()
 
     def loss_per_run(self) -> torch.Tensor:
-        b = self.train_batch
-        logits = forward(self.flat, self.lay, b.x, b.group, self.fast)
-        ce = F.cross_entropy(logits.flatten(0, 1), b.y.flatten(), reduction="none")
-        return (ce.view_as(self.train_weight) * self.train_weight).sum(1)
+        return engines.run_losses(self.flat, self.lay, self.fast, *self._data())
 
     def update(self) -> None:
         """One full-batch AdamW step for every run, as torch.optim.AdamW computes it."""
-        (grad,) = torch.autograd.grad(self.loss_per_run().sum(), self.flat)
-        with torch.no_grad():
-            ramp = (self.step / self.warmup.clamp(min=1)).clamp(max=1.0)
-            lr = self.lr * torch.where(self.warmup > 0, ramp, 1.0)
-            t = self.step + 1
-            bias1, bias2 = 1 - self.beta1**t, 1 - self.beta2**t
-            self.flat.mul_(1 - lr * self.wd)
-            self.exp_avg.lerp_(grad, 1 - self.beta1)
-            self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad * (1 - self.beta2))
-            denom = (self.exp_avg_sq.sqrt() / bias2.sqrt()).add_(EPS)
-            self.flat.sub_((lr / bias1) * self.exp_avg / denom)
+        if self.engine == "eager":
+            (grad,) = torch.autograd.grad(self.loss_per_run().sum(), self.flat)
+            with torch.no_grad():
+                engines.adamw_(self.flat, self.exp_avg, self.exp_avg_sq, grad, self.step,
+                             *self._hyper())  # fmt: skip
+        else:
+            if self._fast_step is None:
+                self._fast_step = self._build_step()
+            self._fast_step()
         self.step += 1
+
+    def _data(self) -> tuple:
+        b = self.train_batch
+        return b.x, b.y, b.group, self.train_weight
+
+    def _hyper(self) -> tuple:
+        return self.lr, self.wd, self.beta1, self.beta2, self.warmup
+
+    def _build_step(self) -> Callable[[], None]:
+        self.step_t.fill_(self.step)
+        state = (self.flat, self.exp_avg, self.exp_avg_sq, self.step_t)
+        args = (self._data(), self._hyper(), self.lay, self.fast)
+        if self.engine == "graphs":
+            return engines.GraphStep(state, *args)
+        compiled = engines.compiled_step()
+
+        def step() -> None:
+            compiled(*state, *args)
+            self.step_t.add_(1)
+
+        return step
 
     # -- evaluation -------------------------------------------------------------------
 
@@ -256,6 +303,7 @@ class Cohort:
             self.exp_avg.copy_(state["exp_avg"])
             self.exp_avg_sq.copy_(state["exp_avg_sq"])
         self.step, self.last_eval = state["step"], state["last_eval"]
+        self.step_t.fill_(self.step)
         self.diverged = list(state["diverged"])
 
 

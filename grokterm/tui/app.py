@@ -65,12 +65,12 @@ class GroktermApp(App):
     ]
 
     def __init__(self, db: str | Path = "runs.db", presets: str | Path = "presets",
-                 device: str = "auto", workers: int | None = None):  # fmt: skip
+                 device: str = "auto", workers: int | None = None, engine: str = "auto"):  # fmt: skip
         super().__init__()
         self.db = Path(db)
         self.store = Store(self.db)  # the UI thread's own, for launching and stopping
         self.presets_dir = Path(presets)
-        self.device, self.n_workers = device, workers
+        self.device, self.n_workers, self.engine = device, workers, engine
         self.pools: dict[int, Backend] = {}  # workers this app started, by sweep
 
     def on_mount(self) -> None:
@@ -83,7 +83,7 @@ class GroktermApp(App):
             yield store
 
     def slots(self):
-        return sweeps.slots(self.device, self.n_workers)
+        return sweeps.slots(self.device, self.n_workers, engine=self.engine)
 
     def in_thread(self, work, name: str, group: str) -> Worker:
         """Run a read in a thread worker of the app's (the newest of its group wins), so
@@ -105,7 +105,8 @@ class GroktermApp(App):
             self._open(FigureScreen(preset.at_scale(scale)))
             return
         try:
-            plan = sweeps.plan_sweep(preset, scale, self.device, self.n_workers)
+            plan = sweeps.plan_sweep(preset, scale, self.device, self.n_workers,
+                                     engine=self.engine)  # fmt: skip
         except sweeps.SweepError as err:
             self.notify(str(err), severity="error")
             return
@@ -205,7 +206,7 @@ class GroktermApp(App):
         return running
 
 
-def run_app(db: str, presets: str, device: str, workers: int | None) -> int:
+def run_app(db: str, presets: str, device: str, workers: int | None, engine: str = "auto") -> int:
     check_file(db, create=True)  # a bad store is one line, before the app opens it
-    GroktermApp(db, presets, device, workers).run()
+    GroktermApp(db, presets, device, workers, engine).run()
     return 0

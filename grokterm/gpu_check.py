@@ -1,0 +1,300 @@
+"""`grokterm bench --device cuda --check`: the GPU path proven in one command of a few
+minutes on one H100/H200, printing every number docs/gpu.md asks for.
+
+1. the device and the torch build;
+2. each engine's 4-run cohort against the reference trained alone on the same GPU
+   (float64 within 1e-9; float32 within the bound the CPU tests use), and a resume
+   from a checkpoint bit-for-bit with deterministic kernels;
+3. each engine against the reference at d = 8, 32, 64 (n = 3000);
+4. a scan of cohort sizes at d = 64, n = 5000, in run-steps per second per engine,
+   up to memory or the time budget: where the GPU saturates;
+5. peak memory against the planner's estimate for three cohort shapes (one 8-layer);
+6. fig 3 and fig 6 at paper scale, projected from the measured rates.
+
+It needs neither the store nor the app (the GPU box may lack textual). The sizes are a
+dataclass, so the tests run the same code on the CPU at a tiny scale."""
+
+from __future__ import annotations
+
+import io
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from grokterm.bench import bench_case, engines_on
+from grokterm.config import RunConfig
+from grokterm.experiment.reference import train_reference
+from grokterm.experiment.trainer import Cohort, MetricRow, configure_torch
+from grokterm.planning import cohort_bytes, plan_cohorts
+from grokterm.presets import RunSpec, load_preset
+
+FLOAT64_TOL = 1e-9
+FLOAT32_TOL = 1e-3  # relative, through step 100 (tests/test_engines.py)
+PRESETS = Path(__file__).resolve().parent.parent / "presets"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each part of the check is; the defaults fit in 5 minutes on an H200."""
+
+    exact_steps: int = 200
+    bench_d: tuple[int, ...] = (8, 32, 64)
+    bench_n: int = 3000
+    bench_runs: int = 64
+    bench_steps: int = 50
+    reference_runs: int = 2
+    scan: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096)
+    scan_d: int = 64
+    scan_n: int = 5000
+    scan_steps: int = 20
+    memory_shapes: tuple[tuple[int, int, int, int], ...] = (  # layers, d, n, runs
+        (1, 64, 5000, 64), (2, 256, 2800, 8), (8, 512, 6000, 1),
+    )  # fmt: skip
+    budget_s: float = 240.0  # the scan stops growing past this much of the check
+    figures: tuple[str, ...] = ("fig3", "fig6")
+
+
+TINY = Sizes(exact_steps=30, bench_d=(8,), bench_n=200, bench_runs=2, bench_steps=2, reference_runs=1,
+             scan=(1, 2), scan_d=8, scan_n=200, scan_steps=2,
+             memory_shapes=((1, 8, 100, 2), (2, 8, 60, 1)), figures=("fig6",))  # fmt: skip
+
+
+class CheckFailed(Exception):
+    """A number outside its bound; the check goes on and exits 1."""
+
+
+def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = print) -> int:
+    """Every part in turn; 0 when every bound held, 1 when one did not."""
+    configure_torch(deterministic=device.startswith("cuda"))
+    start, failures = time.monotonic(), []
+    out(describe_device(device))
+    for part in (_exactness, _throughput, _scan, _memory, _projection):
+        try:
+            part(device, sizes, out, start)
+        except CheckFailed as err:
+            failures.append(str(err))
+            out(f"FAIL: {err}")
+        except Exception as err:  # noqa: BLE001  (one part's error must not hide the rest)
+            failures.append(f"{part.__name__}: {type(err).__name__}: {err}")
+            out(f"ERROR in {part.__name__.strip('_')}: {type(err).__name__}: {err}")
+            out("".join(traceback.format_exception(err)[-3:]).rstrip())
+    out(f"check took {time.monotonic() - start:.0f} s; "
+        + ("every bound held" if not failures else f"{len(failures)} failed"))  # fmt: skip
+    return 1 if failures else 0
+
+
+def describe_device(device: str) -> str:
+    build = f"torch {torch.__version__}"
+    if not device.startswith("cuda"):
+        return f"device {device} ({torch.backends.cpu.get_cpu_capability()}), {build}"
+    p = torch.cuda.get_device_properties(device)
+    return (f"device {device}: {p.name}, {p.total_memory / 2**30:.0f} GiB, compute "
+            f"{p.major}.{p.minor}, {p.multi_processor_count} SMs; {build}, CUDA "
+            f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")  # fmt: skip
+
+
+# -- 2. exactness and resume --------------------------------------------------------------
+
+
+def _configs(steps: int) -> list[RunConfig]:
+    base = dict(p=23, d=16, steps=steps, eval_every=25)
+    return [
+        RunConfig(**base, n_train=n, seed=s) for n, s in [(180, 0), (260, 1), (220, 7), (300, 3)]
+    ]
+
+
+def _curves(configs, device, dtype, engine, stop: int | None = None) -> dict:
+    rows: dict[tuple[int, int], MetricRow] = {}
+    record = lambda b: rows.update({(r.run, r.step): r for r in b})  # noqa: E731
+    cohort = Cohort(configs, device=device, dtype=dtype, engine=engine)
+    if stop is not None:  # train to `stop`, checkpoint, resume in a new cohort
+        cohort.train(record, should_stop=lambda: cohort.step >= stop)
+        buffer = io.BytesIO()
+        torch.save(cohort.state_dict(), buffer)
+        cohort = Cohort(configs, device=device, dtype=dtype, engine=engine)
+        cohort.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    cohort.train(record)
+    return rows
+
+
+def _worst(cohort: dict, configs, device, dtype, relative: bool, until: int) -> float:
+    worst = 0.0
+    for i, cfg in enumerate(configs):
+        ref: dict[int, dict] = {}
+        train_reference(cfg, lambda step, m, ref=ref: ref.update({step: m}), dtype, device)
+        for step, metrics in ref.items():
+            if step > until:
+                continue
+            for key, value in metrics.items():
+                diff = abs(cohort[(i, step)].values[key] - value)
+                worst = max(worst, diff / max(abs(value), 1.0) if relative else diff)
+    return worst
+
+
+def _exactness(device: str, sizes: Sizes, out, _start) -> None:
+    configs, steps = _configs(sizes.exact_steps), sizes.exact_steps
+    problems = []
+    for engine in engines_on(device):
+        try:
+            f64, f32, same = _engine_exactness(configs, device, engine, steps)
+        except Exception as err:  # noqa: BLE001  (the others are still worth measuring)
+            out(f"exact {engine:<9s} ERROR {type(err).__name__}: {err}")
+            problems.append(engine)
+            continue
+        out(f"exact {engine:<9s} float64 max |diff| {f64:.1e} (bound {FLOAT64_TOL:g})  "
+            f"float32 max rel diff to step 100 {f32:.1e} (bound {FLOAT32_TOL:g})  "
+            f"resume bit-for-bit: {'yes' if same else 'NO'}")  # fmt: skip
+        if f64 > FLOAT64_TOL or f32 > FLOAT32_TOL or not same:
+            problems.append(engine)
+    if problems:
+        raise CheckFailed(
+            f"engines off the reference or not resuming exactly: {', '.join(problems)}"
+        )
+
+
+def _engine_exactness(configs, device: str, engine: str, steps: int) -> tuple[float, float, bool]:
+    """Largest float64 and float32 differences from the reference, and whether a
+    resumed cohort's float32 curves are the uninterrupted ones bit for bit."""
+    f64 = _worst(_curves(configs, device, torch.float64, engine), configs, device,
+                 torch.float64, relative=False, until=steps)  # fmt: skip
+    straight = _curves(configs, device, torch.float32, engine)
+    f32 = _worst(straight, configs, device, torch.float32, relative=True, until=100)
+    resumed = _curves(configs, device, torch.float32, engine, stop=steps // 2 + 13)
+    return f64, f32, resumed == straight
+
+
+# -- 3, 4. throughput ---------------------------------------------------------------------
+
+
+def _throughput(device: str, sizes: Sizes, out, _start) -> None:
+    for d in sizes.bench_d:
+        result = bench_case(d, sizes.bench_n, sizes.bench_runs, sizes.bench_steps, device,
+                            sizes.reference_runs)  # fmt: skip
+        out("\n".join(result.lines()))
+
+
+@dataclass
+class ScanPoint:
+    runs: int
+    engine: str
+    rate: float  # run-steps per second
+    step_s: float
+
+
+SCANNED: list[ScanPoint] = []  # what the projection uses
+
+
+def _scan(device: str, sizes: Sizes, out, start: float) -> None:
+    out(f"scan at d={sizes.scan_d} n={sizes.scan_n}: run-steps/s by cohort size")
+    SCANNED.clear()
+    for runs in sizes.scan:
+        if time.monotonic() - start > sizes.budget_s:
+            out(f"  (stopped before R={runs}: the check's time budget)")
+            return
+        config = RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n)
+        # every engine's cohort is alive at once, timed in alternating rounds
+        need = cohort_bytes([RunSpec("x", {}, config)] * runs) * len(engines_on(device))
+        if device.startswith("cuda") and need > 0.85 * _total_memory(device):
+            out(
+                f"  R={runs}: the planner's estimate for {len(engines_on(device))} cohorts, "
+                f"{need / 2**30:.0f} GiB, exceeds the GPU; the scan stops"
+            )
+            return
+        try:
+            result = bench_case(sizes.scan_d, sizes.scan_n, runs, sizes.scan_steps, device,
+                                reference_runs=1, p=113)  # fmt: skip
+        except torch.OutOfMemoryError:
+            out(f"  R={runs}: out of memory")
+            return
+        finally:
+            _free(device)
+        cells = []
+        for engine, rate in result.rates.items():
+            SCANNED.append(ScanPoint(runs, engine, rate, runs / rate))
+            cells.append(f"{engine} {rate:10.1f}")
+        best = max(result.rates.values())
+        out(f"  R={runs:<5d} reference {result.reference_rate:8.1f}  " + "  ".join(cells)
+            + f"  best/reference {best / result.reference_rate:7.1f}x")  # fmt: skip
+
+
+# -- 5. memory ----------------------------------------------------------------------------
+
+
+def _memory(device: str, sizes: Sizes, out, _start) -> None:
+    if not device.startswith("cuda"):
+        out("memory: peak GPU memory is measured on a GPU only")
+        return
+    for layers, d, n, runs in sizes.memory_shapes:
+        task = dict(task="multitask", n_mem=n // 2) if layers > 1 else {}
+        configs = [RunConfig(p=113 if layers == 1 else 59, d=d, n_layers=layers, n_train=n,
+                             seed=s, **task) for s in range(runs)]  # fmt: skip
+        estimate = cohort_bytes([RunSpec("x", {}, c) for c in configs])
+        _free(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            cohort = Cohort(configs, device=device)
+            cohort.update()
+            peak = torch.cuda.max_memory_allocated(device)
+            shown = f"{peak / 2**30:.2f} GiB, estimate {estimate / 2**30:.2f} GiB ({estimate / peak:.2f}x)"
+        except torch.OutOfMemoryError:
+            shown = f"out of memory; estimate {estimate / 2**30:.2f} GiB"
+        finally:
+            cohort = None
+            _free(device)
+        out(f"memory layers={layers} d={d} n={n} runs={runs}: peak {shown}")
+
+
+def _total_memory(device: str) -> int:
+    return torch.cuda.get_device_properties(device).total_memory
+
+
+def _free(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+# -- 6. projection ------------------------------------------------------------------------
+
+
+def step_model(points: list[ScanPoint]) -> tuple[float, float]:
+    """Seconds a step of the best engine takes, as a + b * R at the scan's shape, by
+    least squares over the scanned cohort sizes."""
+    best: dict[int, float] = {}
+    for p in points:
+        best[p.runs] = min(best.get(p.runs, float("inf")), p.step_s)
+    xs, ys = list(best), list(best.values())
+    if len(xs) < 2:
+        return ys[0], 0.0
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    b = max(b, 0.0)
+    return max(my - b * mx, 0.0), b
+
+
+def _work(c: RunConfig) -> float:
+    """A run's work per step relative to others: examples times (d^2 + d p) per layer."""
+    return (c.n_train + c.n_mem) * c.n_layers * (c.d * c.d + c.d * c.p)
+
+
+def _projection(device: str, sizes: Sizes, out, _start) -> None:
+    if not SCANNED:
+        out("projection: no scan to project from")
+        return
+    a, b = step_model(SCANNED)
+    scan_work = _work(RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n))
+    memory = 0.85 * _total_memory(device) if device.startswith("cuda") else None
+    for name in sizes.figures:
+        preset = load_preset(PRESETS / f"{name}.toml").at_scale("paper")
+        specs = preset.expand()
+        cohorts = plan_cohorts(specs, 1, 4096, int(memory) if memory else None)
+        seconds = sum(
+            max(s.config.steps for s in c) * (a + b * sum(_work(s.config) for s in c) / scan_work)
+            for c in cohorts
+        )
+        out(f"projected {name} at paper scale on one {device}: {len(specs)} runs in "
+            f"{len(cohorts)} cohorts, about {seconds / 60:.1f} min (step ~ {a * 1e3:.2f} ms + "
+            f"{b * 1e6:.2f} us per run at d={sizes.scan_d}, n={sizes.scan_n}, scaled by work)")  # fmt: skip
