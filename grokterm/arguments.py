@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from grokterm.devices import ENGINES
+from grokterm.devices import ENGINES, PRECISIONS
 
 DEFAULT_DB = "runs.db"
 
@@ -159,10 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine_option(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--engine and --precision: how the workers' training step runs."""
     p.add_argument(
-        "--engine", default="auto", choices=ENGINES, metavar="ENGINE",
+        "--engine",
+        default="auto",
+        choices=ENGINES,
+        metavar="ENGINE",
         help=f"{what}{', '.join(ENGINES)} (default: auto, the fastest measured for each "
         "cohort: compiled for long CPU cohorts, else eager)",
+    )
+    p.add_argument(
+        "--precision", default="float32", choices=PRECISIONS, metavar="PRECISION",
+        help="float32 (default) or tf32: a GPU's faster matmuls, which round to about 1e-3 "
+        "and can move when a run groks (docs/gpu.md)",
     )  # fmt: skip
 
 

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from grokterm.tui.app import run_app
 
-            return run_app(args.db, args.presets, args.device, args.workers, args.engine)
+            return run_app(args.db, args.presets, args.device, args.workers, args.engine,
+                           args.precision)  # fmt: skip
         return COMMANDS[args.command](args)
     except (UsageError, SettingError, StoreError) as err:
         print(f"grokterm: {err}", file=sys.stderr)
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         plan = sweeps.plan_sweep(_load_preset(args.preset), args.scale, args.device,
                                  args.workers, args.cohort_size, preview=args.dry_run,
-                                 engine=args.engine)  # fmt: skip
+                                 engine=args.engine, precision=args.precision)  # fmt: skip
     except sweeps.SweepError as err:
         raise UsageError(_option(str(err))) from None
     console = Console()
@@ -163,7 +164,7 @@ def _interrupted(console, workers, sweep_id: int) -> int:
 
 def _option(message: str) -> str:
     """The service names its inputs; the command line names them as options."""
-    for name in ("workers", "device", "backend", "engine"):
+    for name in ("workers", "device", "backend", "engine", "precision"):
         if message.startswith(f"{name}: "):
             return f"--{message}"
     return message

@@ -12,6 +12,7 @@ TASKS = ("add", "square", "memorize", "multitask")
 IDENTITY_VERSION = 1
 # The fields RunConfig had when identities were whole configs (before version 1): a
 # sweep stored then is found by its digest over these (Preset.digests).
+OBSERVED = ("measure_every",)  # fields that change what is measured, never the training
 LEGACY_FIELDS = ("task", "p", "n_train", "n_mem", "d", "n_layers", "n_heads", "split_ffn", "lr",
                  "weight_decay", "beta1", "beta2", "warmup", "steps", "eval_every", "seed")  # fmt: skip
 
@@ -19,7 +20,7 @@ LEGACY_FIELDS = ("task", "p", "n_train", "n_mem", "d", "n_layers", "n_heads", "s
 # Far beyond any model or budget of the paper (its largest: d = 1024, 8 layers, 40k
 # steps), and within what the engine's integer types hold.
 LIMITS = {"p": 10_000, "d": 65_536, "n_layers": 1_024, "n_heads": 1_024, "steps": 10**9,
-          "eval_every": 10**9, "warmup": 10**9, "seed": 2**63 - 1}  # fmt: skip
+          "eval_every": 10**9, "warmup": 10**9, "seed": 2**63 - 1, "measure_every": 10**9}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -53,6 +54,9 @@ class RunConfig:
     steps: int = 40_000
     eval_every: int = 100
     seed: int = 0
+    # what is observed, not how it trains (not part of a run's identity): the circuit's
+    # Fourier measures at every k-th evaluation of single-task runs (0: never)
+    measure_every: int = 1
 
     @property
     def pairs(self) -> int:
@@ -84,7 +88,7 @@ class RunConfig:
         if self.task not in TASKS:
             raise ConfigError("task", f"expected one of {', '.join(TASKS)}, got {self.task!r}")
         _positive(self, "p", "n_train", "d", "n_layers", "n_heads", "steps", "eval_every")
-        _non_negative(self, "n_mem", "warmup", "seed")
+        _non_negative(self, "n_mem", "warmup", "seed", "measure_every")
         for key, most in LIMITS.items():
             if getattr(self, key) > most:
                 raise ConfigError(key, f"expected at most {most:,}, got {getattr(self, key):,}")
@@ -128,7 +132,7 @@ class RunConfig:
         """Runs with equal keys share one program: same shapes, same step schedule.
         Seeds, data sizes and optimizer hyper-parameters may differ inside a cohort."""
         return (self.task, self.p, self.d, self.n_layers, self.n_heads, self.split_ffn,
-                self.steps, self.eval_every)  # fmt: skip
+                self.steps, self.eval_every, self.measure_every)  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,14 +141,14 @@ class RunConfig:
         """What makes this run this run: the fields not at their default, and the
         identity version. A field added later with a default leaves it unchanged,
         so stored sweeps and checkpoints keep resuming."""
-        changed = {k: v for k, v in asdict(self).items() if v != DEFAULTS[k]}
+        changed = {k: v for k, v in asdict(self).items() if v != DEFAULTS[k] and k not in OBSERVED}
         return changed | {"version": IDENTITY_VERSION}
 
     def legacy_dict(self) -> dict | None:
         """The whole config as stored before identities (None when a field added
         since is not at its default: no sweep of that time can have trained it)."""
         data = asdict(self)
-        if any(data[k] != DEFAULTS[k] for k in data if k not in LEGACY_FIELDS):
+        if any(data[k] != DEFAULTS[k] for k in data if k not in LEGACY_FIELDS + OBSERVED):
             return None
         return {k: data[k] for k in LEGACY_FIELDS}
 

@@ -15,6 +15,9 @@ CPU_MEMORY_SHARE = 0.8  # of this machine's memory, split between its CPU worker
 PREVIEW_GPU = 80 * 2**30  # a GPU previewed where none is visible: an 80 GB H100's memory
 # The training step's forms (grokterm.experiment.engines); auto picks per cohort.
 ENGINES = ("auto", "eager", "compiled", "graphs")
+# float32 everywhere by default; tf32 lets a GPU's matmuls round inputs to 10 mantissa
+# bits (about 1e-3), which can move when a run groks: only when asked for.
+PRECISIONS = ("float32", "tf32")
 
 
 @dataclass
@@ -24,6 +27,7 @@ class WorkerSlot:
     memory: int | None = None  # bytes a cohort of this worker may take; None: not limited
     preview: bool = False  # a GPU planned for where none is visible (a dry run)
     engine: str = "auto"  # how its worker's training step runs (ENGINES)
+    precision: str = "float32"  # its matmuls' precision (PRECISIONS)
 
 
 def slots_kind(slots: list[WorkerSlot]) -> str:

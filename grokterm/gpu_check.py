@@ -9,7 +9,8 @@ minutes on one H100/H200, printing every number docs/gpu.md asks for.
 4. a scan of cohort sizes at d = 64, n = 5000, in run-steps per second per engine,
    up to memory or the time budget: where the GPU saturates;
 5. peak memory against the planner's estimate for three cohort shapes (one 8-layer);
-6. fig 3 and fig 6 at paper scale, projected from the measured rates.
+6. what TF32 matmuls do to a grokking curve (the demo's runs, float32 against tf32);
+7. the planner's GPU step model, and fig 3 and fig 6 at paper scale projected with it.
 
 It needs neither the store nor the app (the GPU box may lack textual). The sizes are a
 dataclass, so the tests run the same code on the CPU at a tiny scale."""
@@ -29,7 +30,13 @@ from grokterm.bench import bench_case, engines_on
 from grokterm.config import RunConfig
 from grokterm.experiment.reference import train_reference
 from grokterm.experiment.trainer import Cohort, MetricRow, configure_torch
-from grokterm.planning import cohort_bytes, plan_cohorts
+from grokterm.planning import (
+    GPU_STEP_SHAPE,
+    cohort_bytes,
+    gpu_estimate_seconds,
+    plan_cohorts,
+    run_work,
+)
 from grokterm.presets import RunSpec, load_preset
 
 FLOAT64_TOL = 1e-9
@@ -54,7 +61,8 @@ class Sizes:
     memory_shapes: tuple[tuple[int, int, int, int], ...] = (  # layers, d, n, runs
         (1, 64, 5000, 64), (2, 256, 2800, 8), (8, 512, 6000, 1),
     )  # fmt: skip
-    budget_s: float = 240.0  # the scan stops growing past this much of the check
+    budget_s: float = 200.0  # the scan stops growing past this much of the check
+    precision_steps: int = 4000  # the demo's grokking runs, float32 against tf32
     figures: tuple[str, ...] = ("fig3", "fig6")
 
 
@@ -72,7 +80,7 @@ def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = 
     configure_torch(deterministic=device.startswith("cuda"))
     start, failures = time.monotonic(), []
     out(describe_device(device))
-    for part in (_exactness, _throughput, _scan, _memory, _projection):
+    for part in (_exactness, _throughput, _scan, _memory, _precision, _projection):
         try:
             part(device, sizes, out, start)
         except CheckFailed as err:
@@ -257,7 +265,40 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-# -- 6. projection ------------------------------------------------------------------------
+# -- 6. precision -------------------------------------------------------------------------
+
+
+def _precision(device: str, sizes: Sizes, out, _start) -> None:
+    if not device.startswith("cuda"):
+        out("precision: tf32 is a GPU's matmul mode; measured on a GPU only")
+        return
+    configs = [RunConfig(p=59, d=64, lr=3e-3, n_train=1400, steps=sizes.precision_steps,
+                         eval_every=50, seed=s) for s in range(4)]  # fmt: skip
+    curves = {}
+    for tf32 in (False, True):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            curves[tf32] = _curves(configs, device, torch.float32, "eager")
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+    for i in range(len(configs)):
+        steps = [_grokked(curves[t], i) for t in (False, True)]
+        diff = max(abs(curves[True][k].values["val_acc"] - row.values["val_acc"])
+                   for k, row in curves[False].items() if k[0] == i)  # fmt: skip
+        final = [curves[t][(i, configs[i].steps)].values["val_acc"] for t in (False, True)]
+        out(
+            f"precision seed {i}: validation 0.9 at step {steps[0]} (float32) / {steps[1]} "
+            f"(tf32); final {final[0]:.3f} / {final[1]:.3f}; max |diff| {diff:.3f}"
+        )
+
+
+def _grokked(rows: dict, run: int) -> int | None:
+    """The first evaluated step at which validation accuracy reaches 0.9."""
+    steps = sorted(s for r, s in rows if r == run)
+    return next((s for s in steps if rows[(run, s)].values["val_acc"] >= 0.9), None)
+
+
+# -- 7. projection ------------------------------------------------------------------------
 
 
 def step_model(points: list[ScanPoint]) -> tuple[float, float]:
@@ -275,26 +316,33 @@ def step_model(points: list[ScanPoint]) -> tuple[float, float]:
     return max(my - b * mx, 0.0), b
 
 
-def _work(c: RunConfig) -> float:
-    """A run's work per step relative to others: examples times (d^2 + d p) per layer."""
-    return (c.n_train + c.n_mem) * c.n_layers * (c.d * c.d + c.d * c.p)
-
-
 def _projection(device: str, sizes: Sizes, out, _start) -> None:
+    """The planner's GPU step model from the scan (scaled to its reference shape), the
+    cohort size past which a bigger cohort stops paying, and fig 3 and fig 6 at paper
+    scale planned for one GPU and timed with that model."""
     if not SCANNED:
         out("projection: no scan to project from")
         return
-    a, b = step_model(SCANNED)
-    scan_work = _work(RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n))
-    memory = 0.85 * _total_memory(device) if device.startswith("cuda") else None
+    fixed, per_run = step_model(SCANNED)
+    per_run *= run_work(GPU_STEP_SHAPE) / run_work(
+        RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n)
+    )
+    out(f"planner: GPU_STEP = ({fixed:.3g}, {per_run:.3g})  (s a step, s per run of "
+        f"d={GPU_STEP_SHAPE.d} n={GPU_STEP_SHAPE.n_train}); rates saturate at R={saturation(SCANNED)}")  # fmt: skip
+    memory = int(0.85 * _total_memory(device)) if device.startswith("cuda") else None
     for name in sizes.figures:
-        preset = load_preset(PRESETS / f"{name}.toml").at_scale("paper")
-        specs = preset.expand()
-        cohorts = plan_cohorts(specs, 1, 4096, int(memory) if memory else None)
-        seconds = sum(
-            max(s.config.steps for s in c) * (a + b * sum(_work(s.config) for s in c) / scan_work)
-            for c in cohorts
-        )
+        specs = load_preset(PRESETS / f"{name}.toml").at_scale("paper").expand()
+        cohorts = plan_cohorts(specs, 1, max(sizes.scan), memory)
+        seconds = gpu_estimate_seconds(cohorts, 1, (fixed, per_run))
         out(f"projected {name} at paper scale on one {device}: {len(specs)} runs in "
-            f"{len(cohorts)} cohorts, about {seconds / 60:.1f} min (step ~ {a * 1e3:.2f} ms + "
-            f"{b * 1e6:.2f} us per run at d={sizes.scan_d}, n={sizes.scan_n}, scaled by work)")  # fmt: skip
+            f"{len(cohorts)} cohorts of up to {max(map(len, cohorts))}, about {seconds / 60:.1f} min")  # fmt: skip
+
+
+def saturation(points: list[ScanPoint], within: float = 0.1) -> int:
+    """The smallest scanned cohort size whose best rate is within 10% of the best rate
+    at any size: past it a GPU has no more to give a bigger cohort."""
+    best: dict[int, float] = {}
+    for p in points:
+        best[p.runs] = max(best.get(p.runs, 0.0), p.rate)
+    top = max(best.values())
+    return min(r for r, rate in best.items() if rate >= (1 - within) * top)

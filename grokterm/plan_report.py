@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from grokterm.devices import PREVIEW_GPU
-from grokterm.planning import cohort_bytes, estimate_seconds, gib
+from grokterm.planning import cohort_bytes, estimate_seconds, gib, gpu_estimate_seconds
 
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
 
@@ -21,7 +21,15 @@ def print_plan(console, plan, verbose: bool = False) -> None:
         console.print(
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
         )
-    elif slots[0].memory:
+    else:
+        seconds = gpu_estimate_seconds(cohorts, len(slots))
+        console.print(
+            f"estimated wall time on {len(slots)} GPU workers: {timedelta(seconds=int(seconds))}"
+            if seconds is not None
+            else "no estimate of GPU time yet: `grokterm bench --device cuda --check` measures "
+            "the step model on a GPU (docs/gpu.md)"
+        )
+    if plan.kind != "cpu" and slots[0].memory:
         console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
         if slots[0].preview:
             console.print(f"(a preview: planned for {len({s.device for s in slots})} GPU(s) of "

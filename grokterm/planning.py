@@ -116,10 +116,43 @@ def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:
     2-core machine. A cohort pads every run to its largest training set, so it costs
     its size times its largest run. A worker trains one cohort at a time: the cohorts
     are laid out on the workers, longest first, and the busiest one sets the wall time."""
+    return _wall(map(_cohort_seconds, cohorts), workers)
+
+
+def _wall(cohort_seconds, workers: int) -> float:
     loads = [0.0] * max(workers, 1)
-    for seconds in sorted(map(_cohort_seconds, cohorts), reverse=True):
+    for seconds in sorted(cohort_seconds, reverse=True):
         loads[loads.index(min(loads))] += seconds
     return max(loads)
+
+
+# A GPU step of a cohort: a fixed cost (launches) plus a cost per run of the shape below,
+# scaled by each run's work, as `grokterm bench --device cuda --check` measures and prints
+# it on one GPU. None until measured on a GPU (docs/gpu.md): a GPU dry run says so.
+GPU_STEP: tuple[float, float] | None = None
+GPU_STEP_SHAPE = RunConfig(p=113, d=64, n_train=5000)
+
+
+def run_work(c: RunConfig) -> float:
+    """A run's work per step relative to another's: examples times (d^2 + d p) per layer."""
+    return (c.n_train + c.n_mem) * c.n_layers * (c.d * c.d + c.d * c.p)
+
+
+def gpu_estimate_seconds(
+    cohorts: list[list[RunSpec]], workers: int, step: tuple[float, float] | None = None
+) -> float | None:
+    """Wall time of a sweep on `workers` GPU workers from a measured step model (default:
+    GPU_STEP); None where none has been measured."""
+    fixed, per_run = step or GPU_STEP or (None, None)
+    if fixed is None:
+        return None
+    unit = run_work(GPU_STEP_SHAPE)
+    seconds = (
+        max(s.config.steps for s in c)
+        * (fixed + per_run * sum(run_work(s.config) for s in c) / unit)
+        for c in cohorts
+    )
+    return _wall(seconds, workers)
 
 
 def _cohort_seconds(cohort: list[RunSpec]) -> float:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 
-def machine(device: str, engine: str = "auto") -> dict:
+def machine(device: str, engine: str = "auto", precision: str = "float32") -> dict:
     """This process's machine as a worker on `device` sees it."""
     import torch
 
@@ -28,12 +28,13 @@ def machine(device: str, engine: str = "auto") -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "engine": engine,  # the worker's setting; auto resolves per cohort (its log says)
+        "precision": precision,
     }
     return {k: v for k, v in info.items() if v is not None}
 
 
 def describe(info: dict | str | None) -> str:
-    """One line for a person: 'AMD EPYC (2 cores, AVX512), torch 2.13.0 (mkl), eager'."""
+    """One line for a person: 'AMD EPYC (2 cores, AVX512), torch 2.13.0 (mkl), engine eager'."""
     if isinstance(info, str):
         info = json.loads(info)
     if not info:
@@ -48,7 +49,8 @@ def describe(info: dict | str | None) -> str:
     return (
         f"{where}, torch {info.get('torch', '?')}"
         + (f" ({build})" if build else "")
-        + f", {info.get('engine', '?')}"
+        + f", engine {info.get('engine', '?')}"
+        + (f", {info['precision']}" if info.get("precision", "float32") != "float32" else "")
     )
 
 

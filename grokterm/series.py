@@ -32,6 +32,11 @@ SERIES: dict[str, Series] = {
         Series("norm", "parameter norm (L2)", 0.0),
         Series("train_add_acc", "train accuracy on addition (multitask)", 0.0, 1.0),
         Series("train_mem_acc", "train accuracy on memorization (multitask)", 0.0, 1.0),
+        # the generalization circuit (grokterm.experiment.circuits, docs/circuits.md)
+        Series("fourier_gini", "Fourier Gini of the embedding", 0.0, 1.0),
+        Series("restricted_loss", "restricted loss (key frequencies only)", 0.0),
+        Series("excluded_loss", "excluded loss (key frequencies removed)", 0.0),
+        Series("softmax_collapse", "softmax collapse (train loss exactly 0 in float32)", 0.0, 1.0),
     )
 }
 CORE = ("train_loss", "train_acc", "val_loss", "val_acc", "norm")  # every run logs these

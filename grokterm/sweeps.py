@@ -10,7 +10,7 @@ from pathlib import Path
 
 from grokterm.backends import Backend, open_backend
 from grokterm.backends.local import signal_workers
-from grokterm.devices import ENGINES, WorkerSlot, slots_kind, worker_slots
+from grokterm.devices import ENGINES, PRECISIONS, WorkerSlot, slots_kind, worker_slots
 from grokterm.planning import plan_on
 from grokterm.presets import Preset, PresetError, RunSpec
 from grokterm.records import Sweep
@@ -37,7 +37,7 @@ class Plan:
 
 def slots(
     device: str = "auto", workers: int | None = None, preview: bool = False,
-    engine: str = "auto",
+    engine: str = "auto", precision: str = "float32",
 ) -> list[WorkerSlot]:  # fmt: skip
     if workers is not None and workers < 1:
         raise SweepError(f"workers: expected a positive integer, got {workers}")
@@ -53,12 +53,17 @@ def slots(
         raise SweepError(f"device: {err}") from None
     if engine == "graphs" and slots_kind(on) != "cuda":
         raise SweepError("engine: graphs captures CUDA graphs; it needs a GPU (--device cuda)")
-    return [replace(slot, engine=engine) for slot in on]
+    if precision not in PRECISIONS:
+        raise SweepError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "tf32" and slots_kind(on) != "cuda":
+        raise SweepError("precision: tf32 is a GPU's matmul mode; it needs --device cuda")
+    return [replace(slot, engine=engine, precision=precision) for slot in on]
 
 
 def plan_sweep(
     preset: Preset, scale: str, device: str = "auto", workers: int | None = None,
     cohort_size: int | None = None, preview: bool = False, engine: str = "auto",
+    precision: str = "float32",
 ) -> Plan:  # fmt: skip
     """The cohorts a preset at a scale trains on this machine's workers (a preview: on
     a GPU even where none is visible). A figure drawn from other sweeps (fig 1) trains
@@ -70,7 +75,7 @@ def plan_sweep(
         specs = at.expand()
     except PresetError as err:
         raise SweepError(str(err)) from None
-    on = slots(device, workers, preview, engine)
+    on = slots(device, workers, preview, engine, precision)
     cohorts, warnings = plan_on(specs, on, cohort_size)
     return Plan(at, scale, specs, on, cohorts, warnings)
 

@@ -97,10 +97,10 @@ def beating(open_sink: Callable[[], Sink], worker_id: int) -> Iterator[None]:
 
 class Worker:
     def __init__(self, sink: Sink, open_sink: Callable[[], Sink], sweep_id: int, device: str,
-                 log: str | None = None, engine: str = "auto"):  # fmt: skip
+                 log: str | None = None, engine: str = "auto", precision: str = "float32"):  # fmt: skip
         self.sink, self.open_sink = sink, open_sink
         self.sweep_id, self.device, self.engine = sweep_id, device, engine
-        machine = provenance.machine(device, engine)  # imports torch, which training needs
+        machine = provenance.machine(device, engine, precision)  # imports torch (training does)
         self.id = sink.register_worker(sweep_id, device, log, processes.token(os.getpid()), machine)
         self.stopping = False
 
@@ -250,18 +250,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--engine", default="auto", help="the training step (ENGINES)")
+    parser.add_argument("--precision", default="float32", help="float32 or tf32 (PRECISIONS)")
     parser.add_argument("--log", help="where this worker's output goes (shown to users)")
     args = parser.parse_args(argv)
 
     from grokterm.experiment.trainer import configure_torch
 
-    configure_torch(args.threads, deterministic=args.device.startswith("cuda"))
+    configure_torch(args.threads, deterministic=args.device.startswith("cuda"),
+                    tf32=args.precision == "tf32")  # fmt: skip
     # A stop that comes while the worker registers is held until it can be honoured (it
     # would kill a listed worker, which the pool then counts as a crash and replaces).
     asks = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, asks)
     worker = Worker(Store(args.db), lambda: Store(args.db), args.sweep, args.device, args.log,
-                    args.engine)  # fmt: skip
+                    args.engine, args.precision)  # fmt: skip
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, asks)

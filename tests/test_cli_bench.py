@@ -74,8 +74,10 @@ def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu():
         assert f64 <= 1e-9
     assert re.search(r"^  R=2 +reference +\d+\.\d +eager +\d+\.\d +compiled", text, re.M)
     assert "memory: peak GPU memory is measured on a GPU only" in lines
-    assert re.search(r"^projected fig6 at paper scale on one cpu: 660 runs in \d+ cohorts, about "
-                     r"[\d.]+ min", text, re.M)  # fmt: skip
+    assert "precision: tf32 is a GPU's matmul mode; measured on a GPU only" in lines
+    assert re.search(r"^planner: GPU_STEP = \(\S+, \S+\) .* saturate at R=[12]$", text, re.M)
+    assert re.search(r"^projected fig6 at paper scale on one cpu: 660 runs in \d+ cohorts of up "
+                     r"to 2, about [\d.]+ min$", text, re.M)  # fmt: skip
     assert lines[-1].endswith("every bound held")
 
 

@@ -47,7 +47,7 @@ def assert_matches_reference(configs, **kwargs):
         assert sorted(ref) == list(range(0, STEPS + 1, 25))
         for step, expected in ref.items():
             got = as_dict(rows[(i, step)])
-            assert got.keys() == expected.keys()
+            assert expected.keys() <= got.keys()  # the engine adds the circuit measures
             for key, value in expected.items():
                 assert got[key] == pytest.approx(value, abs=TOL), (i, step, key)
     # training did something: every run's train loss fell

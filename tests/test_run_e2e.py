@@ -38,7 +38,7 @@ def test_tiny_sweep_with_two_workers_then_export_round_trips(tmp_path, tiny):
 
     ((machine, count),) = store.machines(sweep.id).items()
     info = json.loads(machine)
-    assert count == 2 and info["torch"] == torch.__version__ and info["engine"] == "eager"
+    assert count == 2 and info["torch"] == torch.__version__ and info["engine"] == "auto"
     assert (
         info["cores"] == os.cpu_count() and info["isa"] == torch.backends.cpu.get_cpu_capability()
     )
@@ -209,3 +209,49 @@ def test_workers_share_a_gpus_memory(monkeypatch):
         devices.worker_slots("cuda", None)
     preview = devices.worker_slots("cuda", None, preview=True)  # a dry run's GPU plan
     assert [(s.device, s.memory) for s in preview] == [("cuda:0", int(80 * 2**30 * share))]
+
+
+def test_gpu_estimate_comes_from_a_measured_step_model_or_says_there_is_none():
+    from grokterm.config import RunConfig
+    from grokterm.planning import GPU_STEP, GPU_STEP_SHAPE, gpu_estimate_seconds
+    from grokterm.presets import RunSpec
+
+    def spec(**c):
+        return RunSpec("x", {}, RunConfig(**(GPU_STEP_SHAPE.to_dict() | {"steps": 1000} | c)))
+
+    if GPU_STEP is None:
+        assert gpu_estimate_seconds([[spec()]], 1) is None
+    model = (0.002, 0.001)  # 2 ms a step and 1 ms per run of the model's shape
+    assert gpu_estimate_seconds([[spec(), spec()]], 1, model) == 1000 * (0.002 + 2 * 0.001)
+    # a run of half the examples is half the work; two GPUs take a cohort each
+    half = spec(n_train=GPU_STEP_SHAPE.n_train // 2)
+    assert gpu_estimate_seconds([[half]], 1, model) == 1000 * (0.002 + 0.0005)
+    assert gpu_estimate_seconds([[spec()], [spec()]], 2, model) == 1000 * 0.003
+
+
+def test_run_with_the_compiled_engine_records_it(tmp_path, tiny):
+    result = grokterm("run", str(tiny), "--workers", "1", "--cohort-size", "4", "--engine",
+                      "compiled", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    store = Store.reader(tmp_path / "runs.db")
+    runs = store.runs(1)
+    assert [r.status for r in runs] == ["done"] * 4 and all(r.label in LABELS for r in runs)
+    ((machine, _),) = store.machines(1).items()
+    assert json.loads(machine)["engine"] == "compiled"
+    (log,) = (tmp_path / "runs.db.logs").glob("sweep-1-worker-*.log")
+    assert "cohort 1: compiled engine" in log.read_text()
+
+
+def test_an_engine_the_device_cannot_run_is_one_line(tmp_path, tiny):
+    result = grokterm("run", str(tiny), "--engine", "graphs", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "grokterm: --engine: graphs captures CUDA graphs; it needs a GPU (--device cuda)\n"
+    )
+    assert not (tmp_path / "runs.db").exists()
+    result = grokterm("run", str(tiny), "--precision", "tf32", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr == (
+        "grokterm: --precision: tf32 is a GPU's matmul mode; it needs --device cuda\n"
+    )
+    result = grokterm("run", str(tiny), "--engine", "fast", cwd=tmp_path)
+    assert result.returncode == 2 and "--engine: invalid choice: 'fast'" in result.stderr

@@ -26,7 +26,7 @@ def log_dir(db: Path) -> Path:
 def start_worker(db: Path, sweep_id: int, slot: WorkerSlot, log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "grokterm.worker", "--db", str(db), "--sweep", str(sweep_id),
-           "--device", slot.device, "--threads", str(slot.threads), "--engine", slot.engine, "--log", str(log)]  # fmt: skip
+           "--device", slot.device, "--threads", str(slot.threads), "--engine", slot.engine, "--precision", slot.precision, "--log", str(log)]  # fmt: skip
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

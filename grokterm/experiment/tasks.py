@@ -45,14 +45,14 @@ def make_data(cfg: RunConfig) -> TaskData:
     cfg.validate()
     p = cfg.p
     a, b = _all_pairs(p)
-    order = torch.randperm(p * p, generator=generator(cfg.seed, STREAM_SPLIT))
+    order = _split_order(cfg)
     train_idx, val_idx = order[: cfg.n_train], order[cfg.n_train :]
 
     if cfg.task == "memorize":
         labels = _symmetric_random_labels(p, generator(cfg.seed, STREAM_LABELS))
         return TaskData(_split(p, a, b, labels, train_idx), None, cfg.vocab, cfg.seq_len)
 
-    labels = (a + b) % p if cfg.task in ("add", "multitask") else (a + b) ** 2 % p
+    labels = _labels(cfg.task, a, b, p)
     if cfg.task != "multitask":
         train = _split(p, a, b, labels, train_idx)
         return TaskData(train, _split(p, a, b, labels, val_idx), cfg.vocab, cfg.seq_len)
@@ -65,6 +65,25 @@ def make_data(cfg: RunConfig) -> TaskData:
     train = Split(*(torch.cat(pair) for pair in zip(_fields(add_train), _fields(mem_train))))
     val = _split(p, a, b, labels, val_idx, op=plus)
     return TaskData(train, val, cfg.vocab, cfg.seq_len)
+
+
+def pair_grid(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every input `a b =` of a single-task run in row-major order (a * p + b), its
+    label, and the indices of this run's training pairs in that order."""
+    p = cfg.p
+    a, b = _all_pairs(p)
+    order = _split_order(cfg)
+    x = torch.stack([a, b, torch.full_like(a, p)], 1)
+    return x, _labels(cfg.task, a, b, p), order[: cfg.n_train]
+
+
+def _split_order(cfg: RunConfig) -> torch.Tensor:
+    """The pairs in the order that makes the first n_train of them the training set."""
+    return torch.randperm(cfg.p * cfg.p, generator=generator(cfg.seed, STREAM_SPLIT))
+
+
+def _labels(task: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
+    return (a + b) % p if task in ("add", "multitask") else (a + b) ** 2 % p
 
 
 def _all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from grokterm.config import RunConfig
-from grokterm.experiment import engines
+from grokterm.experiment import circuits, engines
 from grokterm.experiment.model import forward, init_params, layout
 from grokterm.experiment.tasks import ADD, MEM, Split, make_data
 
@@ -65,15 +65,19 @@ class Batch:
                         self.group[:, i : i + size], self.valid[:, i : i + size])  # fmt: skip
 
 
-def configure_torch(threads: int | None = None, deterministic: bool = False) -> None:
+def configure_torch(
+    threads: int | None = None, deterministic: bool = False, tf32: bool = False
+) -> None:
     """Process-wide settings for training. Flushing denormal floats to zero: as
     weight decay shrinks values, float32 activations and gradients go denormal and
     a CPU step runs about 2x slower (measured: 24 vs 50 steps/s at p=59, d=64);
     values below 1.2e-38 change no result that matters. `deterministic` (a GPU
     worker): the gather's backward is an index_add with atomics on CUDA, whose order,
     and so whose float32 sums, vary run to run; deterministic kernels keep a resumed
-    cohort bit-for-bit (cuBLAS needs its workspace fixed before its first call)."""
+    cohort bit-for-bit (cuBLAS needs its workspace fixed before its first call). `tf32`:
+    a GPU's matmuls round their inputs to TF32 (asked for only; float32 otherwise)."""
     torch.set_flush_denormal(True)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -138,6 +142,8 @@ class Cohort:
         )
         self.train_weight = self._mean_weights(self.train_batch, dtype)
         self.multitask = configs[0].task == "multitask"
+        measured = configs[0].task in circuits.MEASURED_TASKS and configs[0].measure_every
+        self.probe = circuits.CircuitProbe(configs, device, dtype, eval_chunk) if measured else None
 
         def per_run(name: str) -> torch.Tensor:
             values = [float(getattr(c, name)) for c in configs]
@@ -224,6 +230,7 @@ class Cohort:
         train = self._split_metrics(self.train_batch)
         val = None if self.val_batch is None else self._split_metrics(self.val_batch)
         norms = self.flat.double().norm(dim=1).tolist()
+        circuit = self._circuit()
         rows = []
         for r in range(len(self.configs)):
             if self.diverged[r]:
@@ -232,7 +239,9 @@ class Cohort:
                 "train_loss": train["loss"][r], "train_acc": train["acc"][r],
                 "val_loss": None if val is None else val["loss"][r],
                 "val_acc": None if val is None else val["acc"][r], "norm": norms[r],
+                "softmax_collapse": train["collapsed"][r],
             }  # fmt: skip
+            values |= {name: v[r] for name, v in circuit.items()}
             if self.multitask:
                 values |= {
                     "train_add_acc": train["acc_add"][r],
@@ -244,12 +253,22 @@ class Cohort:
             rows.append(row)
         return rows
 
+    def _circuit(self) -> dict[str, list]:
+        """The circuit's measures at every measure_every-th evaluation and at the end."""
+        every = self.configs[0].measure_every
+        due = self.step == self.steps or (self.step // self.eval_every) % max(every, 1) == 0
+        return self.probe.measure(self.flat, self.lay, self.fast) if self.probe and due else {}
+
     def _split_metrics(self, batch: Batch) -> dict[str, list[float]]:
-        sums = {k: 0.0 for k in ("loss", "correct", "correct_add", "correct_mem")}
+        sums = {k: 0.0 for k in ("loss", "correct", "correct_add", "correct_mem", "zero")}
         for c in batch.chunks(self.eval_chunk):
             logits = forward(self.flat, self.lay, c.x, c.group, self.fast)
             ce = F.cross_entropy(logits.flatten(0, 1), c.y.flatten(), reduction="none")
-            ce = ce.view(c.y.shape).double()
+            ce = ce.view(c.y.shape)
+            # softmax collapse (Prieto et al. 2025): a float32 loss of exactly zero
+            ce32 = ce if ce.dtype == torch.float32 else _float32_loss(logits, c.y)
+            sums["zero"] = sums["zero"] + ((ce32 == 0) & c.valid).sum(1)
+            ce = ce.double()
             correct = (logits.argmax(-1) == c.y) & c.valid
             sums["loss"] = sums["loss"] + (ce * c.valid).sum(1)
             sums["correct"] = sums["correct"] + correct.sum(1)
@@ -263,6 +282,7 @@ class Cohort:
             "acc": (sums["correct"] / count).tolist(),
             "acc_add": (sums["correct_add"] / n_add).tolist(),
             "acc_mem": (sums["correct_mem"] / n_mem).tolist(),
+            "collapsed": (sums["zero"] / count).tolist(),
         }
 
     @staticmethod
@@ -305,6 +325,11 @@ class Cohort:
         self.step, self.last_eval = state["step"], state["last_eval"]
         self.step_t.fill_(self.step)
         self.diverged = list(state["diverged"])
+
+
+def _float32_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    ce = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+    return ce.view(y.shape)
 
 
 def _finite(value: float) -> bool:

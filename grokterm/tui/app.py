@@ -65,12 +65,14 @@ class GroktermApp(App):
     ]
 
     def __init__(self, db: str | Path = "runs.db", presets: str | Path = "presets",
-                 device: str = "auto", workers: int | None = None, engine: str = "auto"):  # fmt: skip
+                 device: str = "auto", workers: int | None = None, engine: str = "auto",
+                 precision: str = "float32"):  # fmt: skip
         super().__init__()
         self.db = Path(db)
         self.store = Store(self.db)  # the UI thread's own, for launching and stopping
         self.presets_dir = Path(presets)
-        self.device, self.n_workers, self.engine = device, workers, engine
+        self.device, self.n_workers = device, workers
+        self.engine, self.precision = engine, precision
         self.pools: dict[int, Backend] = {}  # workers this app started, by sweep
 
     def on_mount(self) -> None:
@@ -83,7 +85,8 @@ class GroktermApp(App):
             yield store
 
     def slots(self):
-        return sweeps.slots(self.device, self.n_workers, engine=self.engine)
+        return sweeps.slots(self.device, self.n_workers, engine=self.engine,
+                            precision=self.precision)  # fmt: skip
 
     def in_thread(self, work, name: str, group: str) -> Worker:
         """Run a read in a thread worker of the app's (the newest of its group wins), so
@@ -106,7 +109,7 @@ class GroktermApp(App):
             return
         try:
             plan = sweeps.plan_sweep(preset, scale, self.device, self.n_workers,
-                                     engine=self.engine)  # fmt: skip
+                                     engine=self.engine, precision=self.precision)  # fmt: skip
         except sweeps.SweepError as err:
             self.notify(str(err), severity="error")
             return
@@ -206,7 +209,8 @@ class GroktermApp(App):
         return running
 
 
-def run_app(db: str, presets: str, device: str, workers: int | None, engine: str = "auto") -> int:
+def run_app(db: str, presets: str, device: str, workers: int | None, engine: str = "auto",
+            precision: str = "float32") -> int:  # fmt: skip
     check_file(db, create=True)  # a bad store is one line, before the app opens it
-    GroktermApp(db, presets, device, workers, engine).run()
+    GroktermApp(db, presets, device, workers, engine, precision).run()
     return 0
