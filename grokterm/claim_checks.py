@@ -322,3 +322,39 @@ def bumps(claim, runs) -> Check:
         (f"{with_bumps} of {len(found)} seeds"),
         f"{with_bumps - claim.min_runs:+d} runs from the bound",
     )
+
+
+def circuit(claim, runs) -> Check:
+    """The generalization circuit (labels.circuit) formed before validation passed
+    labels.VAL_HALF ("before"), or not by the end ("never"), in most matching runs
+    (those with `label` if given). A lead within one measurement interval is no vote."""
+    found = [
+        r for r in matching(runs, claim.where) if claim.label is None or r.label == claim.label
+    ]
+    found = [r for r in found if r.info and r.final.get("restricted_loss") is not None]
+    if not found:
+        raise NoData(f"no measured {claim.label or 'matching'} runs")
+    votes, shown = [], []
+    for r in found:
+        c, half = r.info.circuit_step, r.info.half_step
+        every = r.config.eval_every * max(r.config.measure_every, 1)
+        if claim.formed == "never":
+            votes.append(c is None)
+        elif c is None:
+            votes.append(False)
+        else:
+            lead = (half if half is not None else r.info.last_step + every) - c
+            votes.append(None if abs(lead) <= every else lead > 0)
+        shown.append(f"circuit {c if c is not None else 'never'}, val {labels.VAL_HALF} at "
+                     f"{half if half is not None else 'never'}")  # fmt: skip
+    agree, against = votes.count(True), votes.count(False)
+    if agree * 2 > len(votes):
+        status = REPRODUCED
+    else:
+        status = NOT_REPRODUCED if against * 2 > len(votes) else UNCERTAIN
+    return (
+        status,
+        "; ".join(shown),
+        f"{agree} of {len(votes)} runs agree, {against} against",
+        "a lead within one measurement interval is no vote" if None in votes else "",
+    )

@@ -18,6 +18,7 @@ reproduced only beyond the evidence's spread, else uncertain (grokterm.claim_che
 | bumps | where, min_runs | at least min_runs matching runs show bumps in train accuracy |
 | emergence_ratio | op, value | emergence size with memorization data over the single-task size |
 | emergence_compare | smaller, larger | the emergence size where `smaller` holds is below that where `larger` holds |
+| circuit | where, [label], formed | in most matching runs (carrying `label`) the circuit formed before validation passed 0.5 (formed = "before") or never (formed = "never") |
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Claim:
     min_runs: int | None = None
     smaller: dict | None = None
     larger: dict | None = None
+    formed: str | None = None
 
 
 class ClaimProblem(ValueError):
@@ -91,7 +93,7 @@ REQUIRED = {
     "double_descent": ("x",), "monotone": ("x",), "d_crit": ("d", "op", "value"),
     "d_crit_trend": (), "capacity_trend": (), "capacity_ci": ("value",),
     "norm_trend": ("direction",), "bumps": ("min_runs",), "emergence_ratio": ("op", "value"),
-    "emergence_compare": ("smaller", "larger"),
+    "emergence_compare": ("smaller", "larger"), "circuit": ("formed",),
 }  # fmt: skip
 
 
@@ -111,6 +113,8 @@ def parse_claim(table: dict) -> Claim:
         raise ClaimProblem("op", f"expected one of {', '.join(OPS)}, got {table['op']!r}")
     if not isinstance(table.get("where", {}), dict):
         raise ClaimProblem("where", f"expected a table such as {{d = 32}}, got {table['where']!r}")
+    if table.get("formed", "before") not in ("before", "never"):
+        raise ClaimProblem("formed", f"expected before or never, got {table['formed']!r}")
     if problem := unknown_series(table.get("metric", "val_acc")):
         raise ClaimProblem("metric", problem)
     return Claim(**table)
@@ -185,4 +189,5 @@ CHECKS = {
     "capacity_trend": claim_checks.capacity_trend, "capacity_ci": claim_checks.capacity_ci,
     "norm_trend": claim_checks.norm_trend, "bumps": claim_checks.bumps,
     "emergence_ratio": _emergence_ratio, "emergence_compare": _emergence_compare,
+    "circuit": claim_checks.circuit,
 }  # fmt: skip

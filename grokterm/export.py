@@ -22,6 +22,8 @@ from grokterm.records import Sweep
 from grokterm.store import Store
 
 CONFIG_COLUMNS = [f.name for f in fields(RunConfig)]
+# when the run fit, generalized, passed validation 0.5 and formed the circuit (labels.py)
+STEPS = ("fit_step", "gen_step", "half_step", "circuit_step")
 
 
 def _logged(values: list[dict]) -> list[str]:
@@ -35,7 +37,8 @@ def export_runs(store: Store, sweep: Sweep, out: TextIO) -> int:
     runs = store.runs(sweep.id)
     names = _logged([r.final for r in runs])
     header = ["sweep_id", "sweep", "scale", "run_id", "key", *CONFIG_COLUMNS,
-              "status", "step", *names, "label", "label_alt", "label_trend", "label_note", "error", "machine"]  # fmt: skip
+              "status", "step", *names, "label", "label_alt", "label_trend", "label_note",
+              *STEPS, "error", "machine"]  # fmt: skip
     machine = "; ".join(provenance.describe(m) for m in store.machines(sweep.id)) or None
     writer = csv.DictWriter(out, header, extrasaction="ignore")
     writer.writeheader()
@@ -46,6 +49,7 @@ def export_runs(store: Store, sweep: Sweep, out: TextIO) -> int:
                "key": r.key, "status": r.status, "step": r.step, "label": r.label,
                "label_alt": r.info and r.info.alt, "label_trend": r.info and r.info.trend,
                "label_note": r.info and r.info.note,
+               **{k: r.info and getattr(r.info, k) for k in STEPS},
                "error": r.error, "machine": machine}
         )  # fmt: skip
     return len(runs)

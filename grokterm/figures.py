@@ -119,7 +119,7 @@ def _curves(runs, curves, size, metric: str) -> None:
     plt.subplots(1, 2)
     width = size[0] // 2
     panels = [("accuracy (train -, validation .)", ("train_acc", "val_acc")),
-              (SERIES[metric].label, (metric,))]  # fmt: skip
+              (SERIES[metric].axis, (metric,))]  # fmt: skip
     for col, (title, keys) in enumerate(panels, 1):
         plt.subplot(1, col)
         plt.title(title)
@@ -128,7 +128,7 @@ def _curves(runs, curves, size, metric: str) -> None:
             rows = [m for m in curves[run.id] if m.step > 0]
             xs = [math.log10(m.step) for m in rows]
             for key in keys:
-                ys = [m.get(key) if m.get(key) is not None else float("nan") for m in rows]
+                ys = [SERIES[key].shown(m.get(key)) for m in rows]
                 x, y = _downsample(xs, ys, width)
                 label = run.key if key != "val_acc" else None
                 plt.plot(

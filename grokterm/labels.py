@@ -34,6 +34,11 @@ FIT, FIT_HELD = 0.99, 0.90
 VAL_LOW, VAL_GEN, VAL_MARGIN = 0.10, 0.95, 0.02
 MEM_GAP = 0.20
 GROK_DELAY = 2.0
+VAL_HALF = 0.5  # halfway: the circuit's claims ask whether it formed before this
+# The generalization circuit has formed once the restricted loss (the loss of the logits
+# kept only along the key frequencies, grokterm.experiment.circuits) falls below this
+# fraction of its first measured value (about ln p, chance: 0.41 at p = 59, 0.47 at 113).
+CIRCUIT_FRACTION = 0.1
 TREND = 0.02  # validation gained (lost) this much over the run's last quarter: still rising
 TREND_EVALS = 8  # fewer evaluations than this: no trend is read
 # Each line a label is decided by: the Deciding field, the line, its margin, its name.
@@ -98,6 +103,8 @@ def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
         norm_peak=max(norms, default=None), norm_final=final.get("norm"),
         norm_change=_norm_change(rows, rise, gen), last_step=final.step,
         bumps=train_bumps([r.get("train_acc") for r in rows]),
+        half_step=_step(crossing(rows, "val_acc", VAL_HALF)) if has_val else None,
+        circuit_step=circuit(rows),
     )  # fmt: skip
     if has_val:
         _label(info, rows, fit, rise, gen)
@@ -237,6 +244,20 @@ def _norm_change(rows, rise: Crossing | None, gen: Crossing | None) -> float | N
     start = norms[rise.before if rise.before is not None else rise.step]
     end = norms[gen.step if gen is not None else rows[-1].step]
     return None if start is None or end is None else end - start
+
+
+def circuit(rows: Sequence[MetricPoint]) -> int | None:
+    """The first evaluated step at which the restricted loss is below CIRCUIT_FRACTION of
+    its first measured value; None where it never is, or nothing was measured."""
+    measured = [r for r in rows if r.get("restricted_loss") is not None]
+    if not measured:
+        return None
+    line = CIRCUIT_FRACTION * measured[0].get("restricted_loss")
+    return next((r.step for r in measured if r.get("restricted_loss") < line), None)
+
+
+def _step(found: Crossing | None) -> int | None:
+    return found and found.step
 
 
 def crossing(rows: Sequence[MetricPoint], key: str, threshold: float) -> Crossing | None:

@@ -31,6 +31,8 @@ class Dynamics:
     alt: str | None = None  # the label across a threshold the run is within a margin of
     note: str | None = None  # why it is uncertain between label and alt
     trend: str | None = None  # "still rising" / "still falling": validation at the end
+    half_step: int | None = None  # first eval with validation accuracy >= VAL_HALF
+    circuit_step: int | None = None  # first eval with the circuit formed (labels.circuit)
 
     @property
     def shown(self) -> str:

@@ -7,6 +7,7 @@ measure is one line below. No torch."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -16,10 +17,21 @@ class Series:
     label: str  # what an axis or a column header says
     lo: float | None = None  # the range a plot shows (None: from the data)
     hi: float | None = None
+    log: bool = False  # spans decades: plotted as log10 of the value
 
     @property
     def is_accuracy(self) -> bool:
         return (self.lo, self.hi) == (0.0, 1.0)
+
+    @property
+    def axis(self) -> str:
+        return f"log10 {self.label}" if self.log else self.label
+
+    def shown(self, value: float | None) -> float:
+        """The value as a plot draws it: NaN for none (a gap), log10 on a log axis."""
+        if value is None or (self.log and value <= 0):
+            return float("nan")
+        return math.log10(value) if self.log else value
 
 
 SERIES: dict[str, Series] = {
@@ -34,8 +46,8 @@ SERIES: dict[str, Series] = {
         Series("train_mem_acc", "train accuracy on memorization (multitask)", 0.0, 1.0),
         # the generalization circuit (grokterm.experiment.circuits, docs/circuits.md)
         Series("fourier_gini", "Fourier Gini of the embedding", 0.0, 1.0),
-        Series("restricted_loss", "restricted loss (key frequencies only)", 0.0),
-        Series("excluded_loss", "excluded loss (key frequencies removed)", 0.0),
+        Series("restricted_loss", "restricted loss (key frequencies only)", log=True),
+        Series("excluded_loss", "excluded loss (key frequencies removed)", log=True),
         Series("softmax_collapse", "softmax collapse (train loss exactly 0 in float32)", 0.0, 1.0),
     )
 }

@@ -58,7 +58,7 @@ class Curves(Horizontal, can_focus=True):
         )
         for widget, title in (
             (acc, "accuracy: train - / val ."),
-            (norm, SERIES[self.metric].label),
+            (norm, SERIES[self.metric].axis),
         ):
             plt = widget.plt
             plt.clear_data()
@@ -85,7 +85,10 @@ class Curves(Horizontal, can_focus=True):
             )
             acc.plt.plot(x, [_num(rows[k].get("val_acc")) for k in idx], color=i + 1, marker="dot")
             norm.plt.plot(
-                x, [_num(rows[k].get(self.metric)) for k in idx], color=i + 1, marker="braille"
+                x,
+                [SERIES[self.metric].shown(rows[k].get(self.metric)) for k in idx],
+                color=i + 1,
+                marker="braille",
             )
         acc.plt.ylim(0, 1)
         if SERIES[self.metric].is_accuracy:
