@@ -263,3 +263,42 @@ def test_a_d_crit_step_up_within_the_grid_bracket_is_not_a_rise():
     assert result.status == UNCERTAIN and "no spread" in result.evidence
     seeded_runs = [r for d, vs in vals.items() for n, v in zip(ns, vs) for r in seeded(d, n, v)]
     assert statuses([{"kind": "d_crit_trend"}], seeded_runs) == [REPRODUCED]
+
+
+def _measured(label, circuit_step, half_step, seed=0, eval_every=100):
+    r = run(64, 3000, seed, 1.0 if label == "grokking" else 0.01, label, eval_every=eval_every)
+    info = replace(r.info, circuit_step=circuit_step, half_step=half_step, last_step=40000)
+    return replace(r, info=info, final=r.final | {"restricted_loss": 0.01})
+
+
+def test_circuit_claims_read_when_the_circuit_formed():
+    before = {"kind": "circuit", "label": "grokking", "formed": "before"}
+    never = {"kind": "circuit", "label": "ungrokking", "formed": "never"}
+    grokked = [_measured("grokking", 1200, 2000, s) for s in range(3)]
+    ungrokked = [_measured("ungrokking", None, None, s) for s in range(3)]
+    assert statuses([before, never], grokked + ungrokked) == [REPRODUCED, REPRODUCED]
+    result = check([before], grokked)[0]
+    assert result.detail.startswith("circuit 1200, val 0.5 at 2000")
+    assert result.evidence == "3 of 3 runs agree, 0 against"
+    # formed after validation passed halfway, or in an ungrokking run: the claim fails
+    late = [_measured("grokking", 3000, 2000, s) for s in range(3)]
+    formed = [_measured("ungrokking", 5000, None, s) for s in range(3)]
+    assert statuses([before, never], late + formed) == [NOT_REPRODUCED, NOT_REPRODUCED]
+    # within one measurement of each other: no vote either way
+    close = [_measured("grokking", 1900, 2000, s) for s in range(3)]
+    [result] = check([before], close)
+    assert result.status == UNCERTAIN and "within one measurement interval" in result.margin
+    # runs never measured (an old sweep, or multitask): not enough data
+    unmeasured = [replace(r, final={"val_acc": 1.0}) for r in grokked]
+    assert statuses([before], unmeasured) == [NO_DATA]
+
+
+def test_a_circuit_claim_names_a_bad_formed():
+    import pytest
+
+    from grokterm.claims import ClaimProblem
+
+    with pytest.raises(ClaimProblem, match="formed: expected before or never, got 'soon'"):
+        parse_claim({"kind": "circuit", "formed": "soon"})
+    with pytest.raises(ClaimProblem, match="formed: a circuit claim needs it"):
+        parse_claim({"kind": "circuit"})

@@ -9,7 +9,7 @@ import pytest
 from factory import curve
 
 from grokterm.bumps import train_bumps
-from grokterm.labels import VAL_GEN, VAL_LOW, dynamics
+from grokterm.labels import VAL_GEN, VAL_LOW, circuit, dynamics
 
 
 def fitted(final_val, evals=20, every=500):
@@ -191,3 +191,13 @@ def test_gaps_in_a_curve_do_not_fake_a_label():
     assert info.max_gap == pytest.approx(0.05) and info.label == "comprehension"
     points[1].values["norm"] = None  # a missing norm leaves the norm numbers it can
     assert dynamics(points).norm_peak == 40.0
+
+
+def test_the_circuit_forms_where_restricted_loss_falls_below_a_tenth_of_its_start():
+    points = curve([0.1, 1.0, 1.0, 1.0, 1.0], [0.0, 0.1, 0.3, 0.6, 1.0])
+    for p, loss in zip(points, [4.7, 2.0, 0.5, 0.2, 0.01]):
+        p.values["restricted_loss"] = loss
+    assert circuit(points) == 300  # 0.2 < 0.47; 0.5 is not
+    info = dynamics(points)
+    assert (info.circuit_step, info.half_step) == (300, 300)
+    assert circuit(curve([0.1, 1.0], [0.0, 0.0])) is None  # nothing measured
