@@ -199,5 +199,6 @@ def test_a_claim_or_plot_naming_an_unknown_series_stops_show_with_one_line(tmp_p
         assert result.returncode == 2 and result.stdout == ""
         assert result.stderr.strip().splitlines() == [
             f"grokterm: {path}: {key}: expected one of the series train_loss, train_acc, "
-            "val_loss, val_acc, norm, train_add_acc, train_mem_acc, got 'val_los'"
+            "val_loss, val_acc, norm, train_add_acc, train_mem_acc, fourier_gini, "
+            "restricted_loss, excluded_loss, softmax_collapse, got 'val_los'"
         ]
