@@ -3,15 +3,16 @@
 - `eager`: plain torch ops, one kernel each; the plain path every other is tested against.
 - `compiled`: the loss, its gradient (torch.func.grad) and the AdamW update traced as one
   graph by torch.compile, so inductor fuses the elementwise work (the update, the
-  softmax, the masks) into a few loops. On this 2-core CPU 1.5-1.9x faster a step;
-  tracing and compiling cost 15-30 s once per cohort shape (seconds when inductor's
+  softmax, the masks) into a few loops. On the project's 2-core CPU 1.4-1.5x faster a
+  step than eager (1.5-1.8x the eager step before 2026-12-02); tracing and compiling
+  cost 10-30 s once per cohort shape (seconds when inductor's
   on-disk cache has it), so `auto` compiles only a cohort long enough to repay that.
 - `graphs` (CUDA only): the eager step captured once as a CUDA graph and replayed, so a
   step is one launch instead of ~140 (a tiny model's step on a GPU is bound by launches).
 
 The step counter of `compiled` and `graphs` is a tensor on the device, so nothing
 returns to the host between evaluations. Which engine trains a cohort is not part of a
-run's identity: float64 results agree to ~1e-15, float32 ones to rounding."""
+run's identity: float64 results agree to ~1e-14, float32 ones to rounding."""
 
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def compiled_step() -> Callable[..., None]:
     new shape compiles anew (dynamic=False: shapes fixed, the fastest kernels)."""
     global _compiled
     if _compiled is None:
-        # (the step counter is advanced outside: an in-place add to a 0-d input in a
-        # traced function that also takes a torch.func.grad was lost, torch 2.13)
+        # (the step counter is advanced outside: an in-place add to a 0-d input of this
+        # traced function was not written back under torch 2.13)
         import torch._dynamo
 
         # one entry per cohort shape a worker meets; past the limit torch falls back to
