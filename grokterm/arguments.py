@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from grokterm.devices import ENGINES, PRECISIONS
+from grokterm.devices import ENGINES, FORMS, PRECISIONS
 
 DEFAULT_DB = "runs.db"
 
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "projections; about 5 minutes)",
     )  # fmt: skip
     bench.add_argument(
-        "--engine", nargs="+", choices=ENGINES[1:], metavar="ENGINE",
+        "--engine", nargs="+", choices=FORMS, metavar="ENGINE",
         help="engines to time (default: every one the device runs)",
     )  # fmt: skip
     return parser

@@ -14,7 +14,8 @@ GPU_MEMORY_SHARE = 0.85  # of each GPU's memory, for its workers' cohorts
 CPU_MEMORY_SHARE = 0.8  # of this machine's memory, split between its CPU workers
 PREVIEW_GPU = 80 * 2**30  # a GPU previewed where none is visible: an 80 GB H100's memory
 # The training step's forms (grokterm.experiment.engines); auto picks per cohort.
-ENGINES = ("auto", "eager", "compiled", "graphs")
+FORMS = ("eager", "compiled", "graphs")  # what a cohort trains with
+ENGINES = ("auto", *FORMS)
 # float32 everywhere by default; tf32 lets a GPU's matmuls round inputs to 10 mantissa
 # bits (about 1e-3), which can move when a run groks: only when asked for.
 PRECISIONS = ("float32", "tf32")

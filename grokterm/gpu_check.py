@@ -301,13 +301,20 @@ def _grokked(rows: dict, run: int) -> int | None:
 # -- 7. projection ------------------------------------------------------------------------
 
 
+def _best(points: list[ScanPoint]) -> dict[int, ScanPoint]:
+    """The fastest engine's point at each scanned cohort size."""
+    best: dict[int, ScanPoint] = {}
+    for p in points:
+        if p.runs not in best or p.rate > best[p.runs].rate:
+            best[p.runs] = p
+    return best
+
+
 def step_model(points: list[ScanPoint]) -> tuple[float, float]:
     """Seconds a step of the best engine takes, as a + b * R at the scan's shape, by
     least squares over the scanned cohort sizes."""
-    best: dict[int, float] = {}
-    for p in points:
-        best[p.runs] = min(best.get(p.runs, float("inf")), p.step_s)
-    xs, ys = list(best), list(best.values())
+    best = _best(points)
+    xs, ys = list(best), [p.step_s for p in best.values()]
     if len(xs) < 2:
         return ys[0], 0.0
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -341,8 +348,6 @@ def _projection(device: str, sizes: Sizes, out, _start) -> None:
 def saturation(points: list[ScanPoint], within: float = 0.1) -> int:
     """The smallest scanned cohort size whose best rate is within 10% of the best rate
     at any size: past it a GPU has no more to give a bigger cohort."""
-    best: dict[int, float] = {}
-    for p in points:
-        best[p.runs] = max(best.get(p.runs, 0.0), p.rate)
-    top = max(best.values())
-    return min(r for r, rate in best.items() if rate >= (1 - within) * top)
+    best = _best(points)
+    top = max(p.rate for p in best.values())
+    return min(r for r, p in best.items() if p.rate >= (1 - within) * top)

@@ -91,6 +91,7 @@ def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
     fit = crossing(rows, "train_acc", FIT)
     rise = crossing(rows, "val_acc", VAL_LOW) if has_val else None
     gen = crossing(rows, "val_acc", VAL_GEN) if has_val else None
+    half = crossing(rows, "val_acc", VAL_HALF) if has_val else None
     before_fit = [r for r in rows if fit is None or r.step < fit.step] or rows[:1]
     seen = [r for r in before_fit if r.get("val_acc") is not None] if has_val else before_fit
     max_gap = max((r.get("train_acc") - (r.get("val_acc") or 0.0) for r in seen), default=0.0)
@@ -103,7 +104,7 @@ def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
         norm_peak=max(norms, default=None), norm_final=final.get("norm"),
         norm_change=_norm_change(rows, rise, gen), last_step=final.step,
         bumps=train_bumps([r.get("train_acc") for r in rows]),
-        half_step=_step(crossing(rows, "val_acc", VAL_HALF)) if has_val else None,
+        half_step=half and half.step,
         circuit_step=circuit(rows),
     )  # fmt: skip
     if has_val:
@@ -254,10 +255,6 @@ def circuit(rows: Sequence[MetricPoint]) -> int | None:
         return None
     line = CIRCUIT_FRACTION * measured[0].get("restricted_loss")
     return next((r.step for r in measured if r.get("restricted_loss") < line), None)
-
-
-def _step(found: Crossing | None) -> int | None:
-    return found and found.step
 
 
 def crossing(rows: Sequence[MetricPoint], key: str, threshold: float) -> Crossing | None:

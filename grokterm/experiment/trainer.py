@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from grokterm.config import RunConfig
+from grokterm.devices import FORMS
 from grokterm.experiment import circuits, engines
 from grokterm.experiment.model import forward, init_params, layout
 from grokterm.experiment.tasks import ADD, MEM, Split, make_data
@@ -127,7 +128,7 @@ class Cohort:
         keys = {c.validate().cohort_key() for c in configs}
         if len(keys) != 1:
             raise ValueError(f"runs of one cohort must share a cohort key, got {sorted(keys)}")
-        if engine not in ("eager", "compiled", "graphs"):
+        if engine not in FORMS:
             raise ValueError(f"expected eager, compiled or graphs, got {engine!r}")
         self.configs = list(configs)
         self.engine = engine

@@ -78,12 +78,17 @@ class Curves(Horizontal, can_focus=True):
             name = self.names[run_id]
             acc.plt.plot(
                 x,
-                [_num(rows[k].get("train_acc")) for k in idx],
+                [SERIES["train_acc"].shown(rows[k].get("train_acc")) for k in idx],
                 color=i + 1,
                 label=name,
                 marker="braille",
             )
-            acc.plt.plot(x, [_num(rows[k].get("val_acc")) for k in idx], color=i + 1, marker="dot")
+            acc.plt.plot(
+                x,
+                [SERIES["val_acc"].shown(rows[k].get("val_acc")) for k in idx],
+                color=i + 1,
+                marker="dot",
+            )
             norm.plt.plot(
                 x,
                 [SERIES[self.metric].shown(rows[k].get(self.metric)) for k in idx],
@@ -106,7 +111,3 @@ def _keep(n: int, points: int) -> list[int]:
     if n <= points:
         return list(range(n))
     return sorted({round(i * (n - 1) / (points - 1)) for i in range(points)})
-
-
-def _num(value) -> float:
-    return float("nan") if value is None else value
