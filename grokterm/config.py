@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
-TASKS = ("add", "square", "memorize", "multitask")
+TASKS = ("add", "square", "sub", "mul", "div", "memorize", "multitask")
+PAIR_TASKS = ("add", "square", "sub", "mul", "div")  # one operation a . b mod p, held-out pairs
 # A run's identity (RunConfig.identity) carries this; raise it only when the same
 # settings start to train differently, so that stored sweeps stop matching on purpose.
 IDENTITY_VERSION = 1
@@ -35,21 +36,24 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class RunConfig:
     # task and data
-    task: str = "add"  # add: (a+b) mod p; square: (a+b)^2 mod p; memorize; multitask
+    task: str = "add"  # (a+b), (a+b)^2, (a-b), (a*b) or (a/b, b != 0) mod p; memorize; multitask
     p: int = 113
     n_train: int = 3000  # training pairs (multitask: addition examples)
+    train_fraction: float = 0.0  # instead of n_train: this fraction of all pairs (0: off)
     n_mem: int = 0  # multitask only: random-labelled subtraction examples
     # model (DESIGN.md section 2)
     d: int = 128
     n_layers: int = 1
     n_heads: int = 4
     split_ffn: bool = False  # fig 10: addition and memorization use separate MLP halves
+    layernorm: bool = False  # post-norm LayerNorm after each residual add (Davies et al.)
     # optimizer: AdamW with linear warm-up, full batch
     lr: float = 1e-3
     weight_decay: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.98
     warmup: int = 10
+    batch_size: int = 0  # 0: full batch; else minibatches from each run's own seed
     # budget
     steps: int = 40_000
     eval_every: int = 100
@@ -60,7 +64,19 @@ class RunConfig:
 
     @property
     def pairs(self) -> int:
-        return self.p * self.p
+        """All inputs a, b of the task (division leaves out b = 0)."""
+        return self.p * (self.p - 1) if self.task == "div" else self.p * self.p
+
+    @property
+    def train_size(self) -> int:
+        """Training pairs: n_train, or the fraction's share of all pairs, rounded."""
+        return round(self.train_fraction * self.pairs) if self.train_fraction else self.n_train
+
+    @property
+    def batch(self) -> int:
+        """Examples per step of the run: its minibatch, or its whole training set."""
+        full = self.train_size + self.n_mem
+        return min(self.batch_size, full) if self.batch_size else full
 
     @property
     def d_head(self) -> int:
@@ -80,7 +96,7 @@ class RunConfig:
         """Parameters of the model: embeddings, per layer attention (4 d^2) and MLP
         (8 d^2 + 5d), unembedding. The model size of figs 8 and 10."""
         d = self.d
-        per_layer = 4 * d * d + 8 * d * d + 5 * d
+        per_layer = 4 * d * d + 8 * d * d + 5 * d + (4 * d if self.layernorm else 0)
         return (self.vocab + self.seq_len) * d + self.n_layers * per_layer + d * self.p
 
     def validate(self) -> RunConfig:
@@ -88,25 +104,17 @@ class RunConfig:
         if self.task not in TASKS:
             raise ConfigError("task", f"expected one of {', '.join(TASKS)}, got {self.task!r}")
         _positive(self, "p", "n_train", "d", "n_layers", "n_heads", "steps", "eval_every")
-        _non_negative(self, "n_mem", "warmup", "seed", "measure_every")
+        _non_negative(self, "n_mem", "warmup", "seed", "measure_every", "batch_size")
         for key, most in LIMITS.items():
             if getattr(self, key) > most:
                 raise ConfigError(key, f"expected at most {most:,}, got {getattr(self, key):,}")
         if self.p < 2:
             raise ConfigError("p", f"expected an integer of at least 2, got {self.p}")
+        if self.task == "div" and any(self.p % k == 0 for k in range(2, math.isqrt(self.p) + 1)):
+            raise ConfigError("p", f"division needs a prime p (every b != 0 invertible), got {self.p}")  # fmt: skip
         if self.d % self.n_heads:
             raise ConfigError("d", f"expected a multiple of n_heads ({self.n_heads}), got {self.d}")
-        if self.n_train > self.pairs:
-            raise ConfigError(
-                "n_train",
-                f"expected at most {self.pairs} (all pairs for p={self.p}), got {self.n_train}",
-            )
-        if self.task in ("add", "square", "multitask") and self.n_train == self.pairs:
-            raise ConfigError(
-                "n_train",
-                f"expected fewer than {self.pairs} so that some pairs are left to validate on, "
-                f"got {self.n_train}",
-            )
+        self._validate_train_size()
         if self.n_mem > self.pairs:
             raise ConfigError(
                 "n_mem",
@@ -128,11 +136,30 @@ class RunConfig:
                 raise ConfigError(key, f"expected a number in [0, 1), got {getattr(self, key)}")
         return self
 
+    def _validate_train_size(self) -> None:
+        f, key = self.train_fraction, "train_fraction" if self.train_fraction else "n_train"
+        if not (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f < 1):
+            raise ConfigError("train_fraction", f"expected a number in [0, 1), got {f!r}")
+        if f and self.n_train != DEFAULTS["n_train"]:
+            raise ConfigError("train_fraction", "give n_train or train_fraction, not both")
+        if f and self.task not in PAIR_TASKS:
+            raise ConfigError("train_fraction", f"only single-task runs take it, task is {self.task!r}")  # fmt: skip
+        n, pairs = self.train_size, self.pairs
+        if n < 1:
+            raise ConfigError(key, f"expected at least one training pair, got {n}")
+        if n > pairs:
+            raise ConfigError(key, f"expected at most {pairs} (all pairs for p={self.p}), got {n}")
+        if self.task != "memorize" and n == pairs:
+            raise ConfigError(
+                key, f"expected fewer than {pairs} so that some pairs are left to validate on, got {n}"
+            )  # fmt: skip
+
     def cohort_key(self) -> tuple:
         """Runs with equal keys share one program: same shapes, same step schedule.
         Seeds, data sizes and optimizer hyper-parameters may differ inside a cohort."""
         return (self.task, self.p, self.d, self.n_layers, self.n_heads, self.split_ffn,
-                self.steps, self.eval_every, self.measure_every)  # fmt: skip
+                self.layernorm, self.batch_size, self.steps, self.eval_every,
+                self.measure_every)  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)

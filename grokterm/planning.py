@@ -79,7 +79,8 @@ def gib(n: int) -> str:
 
 
 def _examples(spec: RunSpec) -> int:
-    return spec.config.n_train + spec.config.n_mem
+    """Examples in one training step of the run: its minibatch or its training set."""
+    return spec.config.batch
 
 
 def plan(
@@ -135,7 +136,7 @@ GPU_STEP_SHAPE = RunConfig(p=113, d=64, n_train=5000)
 
 def run_work(c: RunConfig) -> float:
     """A run's work per step relative to another's: examples times (d^2 + d p) per layer."""
-    return (c.n_train + c.n_mem) * c.n_layers * (c.d * c.d + c.d * c.p)
+    return c.batch * c.n_layers * (c.d * c.d + c.d * c.p)
 
 
 def gpu_estimate_seconds(
@@ -175,7 +176,7 @@ def run_seconds(c: RunConfig) -> float:
     per example, position and layer a cost in d^2, fitted to fig 8's ladder at paper
     data (n = 6000, 2026-11-24): 3.5, 17.8, 38 s a step at (layers, d) = (2, 256),
     (4, 512), (8, 512)."""
-    n, size = c.n_train + c.n_mem, c.n_layers * (c.d * c.d + c.d * c.p)
+    n, size = c.batch, c.n_layers * (c.d * c.d + c.d * c.p)
     if c.n_layers > 1:
         return c.steps * (6e-3 + 0.8e-9 * n * c.seq_len * c.n_layers * c.d * c.d)
     if c.task == "multitask":

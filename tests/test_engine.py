@@ -173,3 +173,33 @@ def test_memory_estimate_covers_what_backward_keeps(n_layers):
         cohort.loss_per_run()
     estimate = 2 * run_bytes(RunSpec("x", {}, cfg))
     assert sum(kept.values()) <= estimate < 3 * sum(kept.values())
+
+
+@pytest.mark.parametrize("task", ["sub", "mul", "div"])
+def test_new_tasks_match_reference(task):
+    assert_matches_reference(cohort_configs(task=task))
+
+
+def test_layernorm_two_layers_match_reference():
+    assert_matches_reference(cohort_configs(n_layers=2, n_heads=1, layernorm=True))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["last-position", "full-sequence"])
+def test_layernorm_one_layer_matches_reference(fast):
+    assert_matches_reference(cohort_configs(layernorm=True), fast=fast)
+
+
+def test_minibatches_match_reference():
+    """Each run draws its own minibatches (64 of 180..300 pairs: short last batches,
+    epochs of different lengths inside one cohort)."""
+    assert_matches_reference(cohort_configs(batch_size=64))
+
+
+def test_modelwise_setting_matches_reference():
+    """Davies et al.'s setting in small: division, a training fraction, 2 layers of one
+    head with LayerNorm, minibatches."""
+    base = dict(p=P, d=16, steps=STEPS, eval_every=25, task="div", n_layers=2, n_heads=1,
+                layernorm=True, batch_size=100)  # fmt: skip
+    configs = [RunConfig(**base, train_fraction=f, seed=s) for f, s in [(0.5, 0), (0.4, 3)]]
+    assert [c.train_size for c in configs] == [253, 202]  # of 23 * 22 pairs
+    assert_matches_reference(configs)

@@ -25,8 +25,9 @@ def assert_same_curves(a: dict, b: dict, tol: float) -> None:
 
 @pytest.mark.parametrize(
     "extra, fast",
-    [({}, True), ({"n_layers": 2}, False), ({"task": "multitask", "split_ffn": True, "n_mem": 150}, True)],
-    ids=["last-position", "two-layers", "multitask-split-ffn"],
+    [({}, True), ({"n_layers": 2}, False), ({"task": "multitask", "split_ffn": True, "n_mem": 150}, True),
+     ({"task": "div", "n_layers": 2, "n_heads": 1, "layernorm": True, "batch_size": 64}, True)],
+    ids=["last-position", "two-layers", "multitask-split-ffn", "modelwise"],
 )  # fmt: skip
 def test_compiled_step_equals_eager_in_float64(extra, fast):
     configs = cohort_configs(**extra)
@@ -120,3 +121,21 @@ def test_cuda_cohort_resumes_bit_for_bit(engine):
     configs = [RunConfig(**(c.to_dict() | {"steps": STEPS})) for c in cohort_configs()]
     straight = train_cohort(configs, device="cuda", engine=engine)
     assert _resumed(configs, engine, 113, device="cuda") == straight
+
+
+MODELWISE = {"task": "div", "n_layers": 2, "n_heads": 1, "layernorm": True, "batch_size": 64}
+
+
+def test_a_minibatch_cohort_resumes_bit_for_bit():
+    """Stopped at step 113, inside an epoch, the resumed runs draw the batches they
+    would have drawn."""
+    configs = cohort_configs(**MODELWISE)
+    assert _resumed(configs, "eager", 113) == train_cohort(configs)
+
+
+@cuda
+def test_cuda_graphs_replay_each_steps_minibatch():
+    configs = cohort_configs(**MODELWISE)
+    cpu = train_cohort(configs, dtype=torch.float64)
+    gpu = train_cohort(configs, dtype=torch.float64, device="cuda", engine="graphs")
+    assert_same_curves(cpu, gpu, TOL)

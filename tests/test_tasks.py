@@ -29,6 +29,31 @@ def test_square_task_labels():
     assert torch.equal(data.val.y, (x[:, 0] + x[:, 1]) ** 2 % P)
 
 
+def test_sub_mul_div_labels_and_division_leaves_out_zero():
+    for task, op in [("sub", lambda a, b: (a - b) % P), ("mul", lambda a, b: a * b % P)]:
+        data = make_data(RunConfig(task=task, p=P, n_train=100))
+        assert torch.equal(data.val.y, op(data.val.x[:, 0], data.val.x[:, 1]))
+    data = make_data(RunConfig(task="div", p=P, train_fraction=0.5, seed=4))
+    x = torch.cat([data.train.x, data.val.x])
+    y = torch.cat([data.train.y, data.val.y])
+    assert len(pairs(x)) == P * (P - 1) and (x[:, 1] != 0).all()
+    assert len(data.train) == round(0.5 * P * (P - 1))
+    assert torch.equal(y * x[:, 1] % P, x[:, 0])  # c = a / b exactly when c * b = a
+
+
+def test_minibatches_cover_each_epoch_once_and_depend_on_the_seed_alone():
+    from grokterm.experiment.tasks import batch_indices
+
+    cfg = RunConfig(p=P, n_train=200, batch_size=64, seed=5)
+    epoch = [batch_indices(cfg, 200, s) for s in range(4)]  # 64, 64, 64, 8
+    assert [len(b) for b in epoch] == [64, 64, 64, 8]
+    assert sorted(torch.cat(epoch).tolist()) == list(range(200))
+    assert not torch.equal(batch_indices(cfg, 200, 4), epoch[0])  # a fresh shuffle
+    assert torch.equal(batch_indices(cfg, 200, 2), epoch[2])
+    other = RunConfig(p=P, n_train=200, batch_size=64, seed=6)
+    assert not torch.equal(batch_indices(other, 200, 0), epoch[0])
+
+
 def test_same_seed_same_data_other_seed_other_data():
     a = make_data(RunConfig(p=P, n_train=150, seed=1))
     b = make_data(RunConfig(p=P, n_train=150, seed=1))

@@ -6,7 +6,9 @@ elementwise ops and makes each run's parameter norm a single reduction.
 
 Architecture (Nanda et al. 2023): token + learned position embeddings, n_layers of
 causal attention (n_heads, d_head = d / n_heads, no biases) and a ReLU MLP (d_mlp = 4d),
-residual stream, no LayerNorm, logits over p classes read at the last position."""
+residual stream, no LayerNorm, logits over p classes read at the last position.
+`layernorm` (Davies et al.'s setting, from OpenAI's grokking code): a LayerNorm after each
+residual add, x = LN(x + attn(x)), then x = LN(x + mlp(x)), gains 1 and biases 0 at init."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class Layout:
     seq_len: int
     p: int  # classes; also the id of the `=` token that ends every sequence
     split_ffn: bool
+    layernorm: bool = False
 
     @property
     def size(self) -> int:
@@ -49,18 +52,23 @@ def layout(cfg: RunConfig) -> Layout:
             f"l{i}.w_in": (d, 4 * d), f"l{i}.b_in": (4 * d,),
             f"l{i}.w_out": (4 * d, d), f"l{i}.b_out": (d,),
         }  # fmt: skip
+        if cfg.layernorm:
+            shapes |= {f"l{i}.{g}_ln{j}": (d,) for j in (1, 2) for g in "gb"}
     shapes["unembed"] = (d, cfg.p)
-    return Layout(shapes, v, t, cfg.p, cfg.split_ffn)
+    return Layout(shapes, v, t, cfg.p, cfg.split_ffn, cfg.layernorm)
 
 
 def init_params(cfg: RunConfig) -> torch.Tensor:
     """One run's initial flat parameters (float32), from its seed alone.
-    Nanda init: weights N(0,1)/sqrt(d), unembedding N(0,1)/sqrt(vocab), biases zero."""
+    Nanda init: weights N(0,1)/sqrt(d), unembedding N(0,1)/sqrt(vocab), biases zero;
+    LayerNorm gains one (they draw nothing, so the other weights are as without them)."""
     lay = layout(cfg)
     gen = generator(cfg.seed, STREAM_INIT)
     parts = []
     for name, shape in lay.shapes.items():
-        if ".b_" in name:
+        if ".g_" in name:
+            parts.append(torch.ones(shape))
+        elif ".b_" in name:
             parts.append(torch.zeros(shape))
         else:
             scale = math.sqrt(lay.vocab if name == "unembed" else cfg.d)
@@ -84,26 +92,40 @@ def forward(
     """Logits [R, N, p] at the last position for tokens x [R, N, T]."""
     w = unpack(flat, lay)
     ffn_mask = _ffn_mask(lay, group, w["l0.b_in"]) if lay.split_ffn else None
-    if fast and lay.n_layers == 1:
+    if fast and lay.n_layers == 1 and not lay.layernorm:
         resid = _last_position_one_layer(w, lay.p, x, ffn_mask)
     else:
-        resid = _full_sequence(w, lay, x, ffn_mask)
+        resid = _full_sequence(w, lay, x, ffn_mask, fast)
     return torch.einsum("rnd,rdp->rnp", resid, w["unembed"])
 
 
-def _full_sequence(w, lay: Layout, x, ffn_mask) -> torch.Tensor:
+def _full_sequence(w, lay: Layout, x, ffn_mask, fast: bool = False) -> torch.Tensor:
+    """Every position through every layer; `fast`: the last layer's queries and MLP
+    only at the last position, the only one that reaches the logits."""
     r = torch.arange(x.shape[0], device=x.device)[:, None, None]
     resid = w["embed"][r, x] + w["pos"][:, None]  # [R, N, T, d]
     t = x.shape[-1]
     causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
     mask = None if ffn_mask is None else ffn_mask[:, :, None]
     for i in range(lay.n_layers):
-        q, k, v = (torch.einsum("rntd,rhde->rnhte", resid, w[f"l{i}.{m}"]) for m in "qkv")
+        last = fast and i == lay.n_layers - 1
+        queries = resid[:, :, -1:] if last else resid
+        q = torch.einsum("rntd,rhde->rnhte", queries, w[f"l{i}.q"])
+        k, v = (torch.einsum("rntd,rhde->rnhte", resid, w[f"l{i}.{m}"]) for m in "kv")
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-        attn = scores.masked_fill(~causal, float("-inf")).softmax(-1)
-        resid = resid + torch.einsum("rnhte,rhed->rntd", attn @ v, w[f"l{i}.o"])
+        attn = scores.masked_fill(~causal[-q.shape[-2] :], float("-inf")).softmax(-1)
+        resid = queries + torch.einsum("rnhte,rhed->rntd", attn @ v, w[f"l{i}.o"])
+        resid = _norm(w, i, 1, resid) if lay.layernorm else resid
         resid = resid + _mlp(w, i, resid, mask)
+        resid = _norm(w, i, 2, resid) if lay.layernorm else resid
     return resid[:, :, -1]
+
+
+def _norm(w, i: int, j: int, x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm of x [R, ..., d] with each run's own gain and bias [R, d]."""
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    gain, bias = w[f"l{i}.g_ln{j}"].view(shape), w[f"l{i}.b_ln{j}"].view(shape)
+    return F.layer_norm(x, x.shape[-1:]) * gain + bias
 
 
 def _last_position_one_layer(w, eq: int, x, ffn_mask) -> torch.Tensor:

@@ -15,12 +15,14 @@ import torch.nn.functional as F
 
 from grokterm.config import RunConfig
 from grokterm.experiment.model import init_params, layout, unpack
-from grokterm.experiment.tasks import MEM, make_data
+from grokterm.experiment.tasks import MEM, batch_indices, make_data
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, n_heads: int):
+    def __init__(self, d: int, n_heads: int, layernorm: bool = False):
         super().__init__()
+        self.ln1 = nn.LayerNorm(d) if layernorm else nn.Identity()
+        self.ln2 = nn.LayerNorm(d) if layernorm else nn.Identity()
         dh = d // n_heads
         self.q = nn.Parameter(torch.empty(n_heads, d, dh))
         self.k = nn.Parameter(torch.empty(n_heads, d, dh))
@@ -39,11 +41,11 @@ class Block(nn.Module):
         t = x.shape[1]
         causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         z = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
-        x = x + torch.einsum("nhte,hed->ntd", z, self.o)
+        x = self.ln1(x + torch.einsum("nhte,hed->ntd", z, self.o))
         hidden = F.relu(x @ self.w_in + self.b_in)
         if ffn_mask is not None:
             hidden = hidden * ffn_mask[:, None, :]
-        return x + hidden @ self.w_out + self.b_out
+        return self.ln2(x + hidden @ self.w_out + self.b_out)
 
 
 class Transformer(nn.Module):
@@ -53,13 +55,15 @@ class Transformer(nn.Module):
         self.split_ffn = cfg.split_ffn
         self.embed = nn.Parameter(torch.empty(lay.vocab, cfg.d))
         self.pos = nn.Parameter(torch.empty(lay.seq_len, cfg.d))
-        self.blocks = nn.ModuleList(Block(cfg.d, cfg.n_heads) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(
+            Block(cfg.d, cfg.n_heads, cfg.layernorm) for _ in range(cfg.n_layers)
+        )
         self.unembed = nn.Parameter(torch.empty(cfg.d, cfg.p))
         # Start from the engine's initial weights (same seed, same values).
         views = unpack(init_params(cfg)[None], lay)
         with torch.no_grad():
             for name, param in self.named_parameters():
-                param.copy_(views[name.replace("blocks.", "l")][0])
+                param.copy_(views[_flat_name(name)][0])
 
     def forward(self, x: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         mask = None
@@ -73,9 +77,17 @@ class Transformer(nn.Module):
         return h[:, -1] @ self.unembed
 
 
+def _flat_name(name: str) -> str:
+    """blocks.0.q -> l0.q; blocks.0.ln1.weight -> l0.g_ln1 (the engine's layout)."""
+    name = name.replace("blocks.", "l")
+    for ln in ("ln1", "ln2"):
+        name = name.replace(f"{ln}.weight", f"g_{ln}").replace(f"{ln}.bias", f"b_{ln}")
+    return name
+
+
 class ReferenceRun:
-    """One run trained alone: full-batch torch.optim.AdamW with Nanda's warm-up,
-    lr * min(step / warmup, 1)."""
+    """One run trained alone: torch.optim.AdamW with Nanda's warm-up,
+    lr * min(step / warmup, 1), on the whole training set or on the run's minibatches."""
 
     def __init__(self, cfg: RunConfig, dtype: torch.dtype = torch.float32, device: str = "cpu"):
         self.cfg, self.device = cfg, device
@@ -90,13 +102,19 @@ class ReferenceRun:
         )
         train = self.data.train
         self.x, self.y, self.g = (t.to(device) for t in (train.x, train.y, train.group))
+        self.step = 0
 
     def update(self) -> None:
-        loss = F.cross_entropy(self.model(self.x, self.g), self.y)
+        x, y, g = self.x, self.y, self.g
+        if self.cfg.batch_size:
+            idx = batch_indices(self.cfg, len(y), self.step).to(self.device)
+            x, y, g = x[idx], y[idx], g[idx]
+        loss = F.cross_entropy(self.model(x, g), y)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         self.sched.step()
+        self.step += 1
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

@@ -1,12 +1,15 @@
 """The paper's tasks as token tensors, deterministic from a run's seed.
 
-Sequences are `a b =` (vocab p+1, `=` is token p) or, for the multitask mix,
+Single tasks are one operation a . b mod p over all pairs (division: b != 0), split at
+random into training and validation pairs. Sequences are `a b =` (vocab p+1, `=` is token p) or, for the multitask mix,
 `a op b =` with `+` = p+1 and `-` = p+2 so addition and memorization inputs never
 coincide. Labels are classes 0..p-1. Every example carries a group: 0 for the
 algorithmic task (or the only task), 1 for memorization (multitask)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +19,7 @@ from grokterm.config import RunConfig
 ADD, MEM = 0, 1  # example groups
 
 # Independent random streams per run, so the split never depends on the init.
-STREAM_INIT, STREAM_SPLIT, STREAM_LABELS, STREAM_MEM_SPLIT = range(4)
+STREAM_INIT, STREAM_SPLIT, STREAM_LABELS, STREAM_MEM_SPLIT, STREAM_BATCHES = range(5)
 
 
 def generator(seed: int, stream: int) -> torch.Generator:
@@ -44,9 +47,9 @@ class TaskData:
 def make_data(cfg: RunConfig) -> TaskData:
     cfg.validate()
     p = cfg.p
-    a, b = _all_pairs(p)
+    a, b = _all_pairs(cfg)
     order = _split_order(cfg)
-    train_idx, val_idx = order[: cfg.n_train], order[cfg.n_train :]
+    train_idx, val_idx = order[: cfg.train_size], order[cfg.train_size :]
 
     if cfg.task == "memorize":
         labels = _symmetric_random_labels(p, generator(cfg.seed, STREAM_LABELS))
@@ -71,24 +74,48 @@ def pair_grid(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     """Every input `a b =` of a single-task run in row-major order (a * p + b), its
     label, and the indices of this run's training pairs in that order."""
     p = cfg.p
-    a, b = _all_pairs(p)
+    a, b = _all_pairs(cfg)
     order = _split_order(cfg)
     x = torch.stack([a, b, torch.full_like(a, p)], 1)
-    return x, _labels(cfg.task, a, b, p), order[: cfg.n_train]
+    return x, _labels(cfg.task, a, b, p), order[: cfg.train_size]
+
+
+def batch_indices(cfg: RunConfig, n: int, step: int) -> torch.Tensor:
+    """Which of a run's n training examples its minibatch at `step` holds: each epoch
+    a fresh shuffle from the run's seed, cut into batches of batch_size, the last one
+    short (as a shuffling DataLoader without drop_last). A function of the step alone,
+    so a resumed run draws what it would have drawn."""
+    per_epoch = -(-n // cfg.batch_size)
+    epoch, i = divmod(step, per_epoch)
+    return epoch_order(cfg.seed, n, epoch)[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+
+
+@functools.lru_cache(maxsize=256)  # a cohort's runs reread their epoch's order every step
+def epoch_order(seed: int, n: int, epoch: int) -> torch.Tensor:
+    """One epoch's shuffle of a run's n training examples, from its own stream."""
+    key = hashlib.blake2b(f"{seed}:{STREAM_BATCHES}:{epoch}".encode(), digest_size=7).digest()
+    return torch.randperm(n, generator=torch.Generator().manual_seed(int.from_bytes(key)))
 
 
 def _split_order(cfg: RunConfig) -> torch.Tensor:
-    """The pairs in the order that makes the first n_train of them the training set."""
-    return torch.randperm(cfg.p * cfg.p, generator=generator(cfg.seed, STREAM_SPLIT))
+    """The pairs in the order that makes the first train_size of them the training set."""
+    return torch.randperm(cfg.pairs, generator=generator(cfg.seed, STREAM_SPLIT))
 
 
 def _labels(task: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
-    return (a + b) % p if task in ("add", "multitask") else (a + b) ** 2 % p
+    if task == "div":  # a / b = a * b^-1 (p prime, so every b != 0 has an inverse)
+        inverse = torch.tensor([0] + [pow(v, -1, p) for v in range(1, p)])
+        return a * inverse[b] % p
+    ops = {"add": a + b, "multitask": a + b, "square": (a + b) ** 2, "sub": a - b, "mul": a * b}
+    return ops[task] % p
 
 
-def _all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _all_pairs(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every input a, b in row-major order; division leaves out b = 0."""
+    p = cfg.p
     k = torch.arange(p * p)
-    return k // p, k % p
+    a, b = k // p, k % p
+    return (a[b != 0], b[b != 0]) if cfg.task == "div" else (a, b)
 
 
 def _symmetric_random_labels(p: int, gen: torch.Generator) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Train a cohort of runs as one batched program, exactly as if each ran alone.
 
 Each run has its own seed, training set and optimizer hyper-parameters; training
-sets are padded to the cohort's largest and the loss masked, so run r's gradient
-is the gradient of its own mean loss. AdamW is elementwise, so one update of the
+sets (or each step's minibatches, drawn from each run's seed) are padded to the
+cohort's largest and the loss masked, so run r's gradient is the gradient of its own
+mean loss. AdamW is elementwise, so one update of the
 stacked parameters is R independent updates. Pure torch: metric rows go to a
 callback; no SQL, printing or UI here."""
 
@@ -19,7 +20,7 @@ from grokterm.config import RunConfig
 from grokterm.devices import FORMS
 from grokterm.experiment import circuits, engines
 from grokterm.experiment.model import forward, init_params, layout
-from grokterm.experiment.tasks import ADD, MEM, Split, make_data
+from grokterm.experiment.tasks import ADD, MEM, Split, batch_indices, make_data
 
 
 @dataclass
@@ -142,6 +143,10 @@ class Cohort:
             None if data[0].val is None else Batch.pad([d.val for d in data], pad, device)
         )
         self.train_weight = self._mean_weights(self.train_batch, dtype)
+        self.train_sizes = [len(d.train) for d in data]
+        # minibatches: one static buffer per step, refilled in place (a CUDA graph
+        # replays the same tensors); full batch: the training set itself
+        self.step_batch = self._batch_buffer(dtype) if configs[0].batch_size else None
         self.multitask = configs[0].task == "multitask"
         measured = configs[0].task in circuits.MEASURED_TASKS and configs[0].measure_every
         self.probe = circuits.CircuitProbe(configs, device, dtype, eval_chunk) if measured else None
@@ -187,7 +192,9 @@ class Cohort:
         return engines.run_losses(self.flat, self.lay, self.fast, *self._data())
 
     def update(self) -> None:
-        """One full-batch AdamW step for every run, as torch.optim.AdamW computes it."""
+        """One AdamW step for every run, as torch.optim.AdamW computes it."""
+        if self.step_batch is not None:
+            self._load_batch()
         if self.engine == "eager":
             (grad,) = torch.autograd.grad(self.loss_per_run().sum(), self.flat)
             with torch.no_grad():
@@ -200,8 +207,30 @@ class Cohort:
         self.step += 1
 
     def _data(self) -> tuple:
+        if self.step_batch is not None:
+            return self.step_batch
         b = self.train_batch
         return b.x, b.y, b.group, self.train_weight
+
+    def _batch_buffer(self, dtype: torch.dtype) -> tuple:
+        size = max(c.batch for c in self.configs)
+        x = self.train_batch.x[:, :size].clone()
+        y, group = self.train_batch.y[:, :size].clone(), self.train_batch.group[:, :size].clone()
+        return x, y, group, torch.zeros(x.shape[:2], dtype=dtype, device=x.device)
+
+    def _load_batch(self) -> None:
+        """Gather every run's minibatch of this step into the static buffers."""
+        x, y, group, weight = self.step_batch
+        idx = torch.zeros(x.shape[:2], dtype=torch.long)
+        count = torch.zeros(x.shape[0], 1, dtype=weight.dtype)
+        for r, (cfg, n) in enumerate(zip(self.configs, self.train_sizes)):
+            picked = batch_indices(cfg, n, self.step)
+            idx[r, : len(picked)], count[r] = picked, len(picked)
+        valid = torch.arange(x.shape[1]) < count
+        idx, rows = idx.to(x.device), torch.arange(x.shape[0], device=x.device)[:, None]
+        b = self.train_batch
+        x.copy_(b.x[rows, idx]), y.copy_(b.y[rows, idx]), group.copy_(b.group[rows, idx])
+        weight.copy_(valid / count)
 
     def _hyper(self) -> tuple:
         return self.lr, self.wd, self.beta1, self.beta2, self.warmup
