@@ -66,10 +66,19 @@ def _resumed(configs, engine: str, stop: int, device: str = "cpu") -> dict:
     return rows
 
 
-def test_compiled_cohort_resumes_bit_for_bit():
+def test_compiled_cohort_resumes_within_float32_rounding():
+    """Bit-for-bit in isolation; in the full suite two identical compiled trainings in
+    one process once differed by ~1e-8 in one run from step 25, before any resume (stop
+    30's CI): inductor's CPU kernels are not bit-reproducible there, so this asserts
+    rounding, and that nothing is lost or repeated."""
     configs = cohort_configs()
     straight = train_cohort(configs, engine="compiled")
-    assert _resumed(configs, "compiled", 113) == straight
+    resumed = _resumed(configs, "compiled", 113)
+    assert resumed.keys() == straight.keys()
+    for key, row in straight.items():
+        got = resumed[key].values
+        for name in ("train_loss", "val_loss", "norm"):
+            assert got[name] == pytest.approx(row.values[name], rel=1e-4), (key, name)
 
 
 def test_a_checkpoint_of_one_engine_resumes_on_another():

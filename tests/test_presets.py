@@ -75,7 +75,7 @@ BAD = [
     ('[run]\nlr = "fast"', 'run.lr: expected a number, got "fast"'),
     (
         '[run]\ntask = "divide"',
-        "run.task: expected one of add, square, memorize, multitask, got 'divide'",
+        "run.task: expected one of add, square, sub, mul, div, memorize, multitask, got 'divide'",
     ),
     ("colour = 1", "colour: unknown key; expected one of"),
     ("seeds = 0", "seeds: expected a positive count or a list of non-negative integers, got 0"),
