@@ -1,10 +1,11 @@
 """The paper's tasks as token tensors, deterministic from a run's seed.
 
 Single tasks are one operation a . b mod p over all pairs (division: b != 0), split at
-random into training and validation pairs. Sequences are `a b =` (vocab p+1, `=` is token p) or, for the multitask mix,
-`a op b =` with `+` = p+1 and `-` = p+2 so addition and memorization inputs never
-coincide. Labels are classes 0..p-1. Every example carries a group: 0 for the
-algorithmic task (or the only task), 1 for memorization (multitask)."""
+random into training and validation pairs. Sequences are `a b =` (vocab p+1, `=` is
+token p) or, for the multitask mix, `a op b =` with `+` = p+1 and `-` = p+2 so
+addition and memorization inputs never coincide. Labels are classes 0..p-1. Every
+example carries a group: 0 for the algorithmic task (or the only task), 1 for
+memorization (multitask)."""
 
 from __future__ import annotations
 

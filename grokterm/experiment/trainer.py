@@ -3,9 +3,9 @@
 Each run has its own seed, training set and optimizer hyper-parameters; training
 sets (or each step's minibatches, drawn from each run's seed) are padded to the
 cohort's largest and the loss masked, so run r's gradient is the gradient of its own
-mean loss. AdamW is elementwise, so one update of the
-stacked parameters is R independent updates. Pure torch: metric rows go to a
-callback; no SQL, printing or UI here."""
+mean loss. AdamW is elementwise, so one update of the stacked parameters is R
+independent updates. Pure torch: metric rows go to a callback; no SQL, printing or UI
+here."""
 
 from __future__ import annotations
 
