@@ -256,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from grokterm.experiment.trainer import configure_torch
 
-    configure_torch(args.threads, deterministic=args.device.startswith("cuda"),
-                    tf32=args.precision == "tf32")  # fmt: skip
+    configure_torch(args.threads, tf32=args.precision == "tf32")
     # A stop that comes while the worker registers is held until it can be honoured (it
     # would kill a listed worker, which the pool then counts as a crash and replaces).
     asks = {signal.SIGTERM, signal.SIGINT}

@@ -34,6 +34,14 @@ seeds = 1
 FAST_ENV = {"GROKTERM_CHECKPOINT_S": "0.3", "GROKTERM_FLUSH_S": "0.1", "GROKTERM_LEASE_S": "2"}
 
 
+def pytest_configure(config):
+    """Torch set as a worker sets it (deterministic kernels, denormals flushed), before
+    any op starts a CPU thread pool, whose threads copy the denormal flag as they start."""
+    from grokterm.experiment.trainer import configure_torch
+
+    configure_torch()
+
+
 def write_preset(directory: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(text))

@@ -64,8 +64,9 @@ def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu():
     from grokterm.gpu_check import TINY, run_check
 
     lines: list[str] = []
-    assert run_check("cpu", TINY, lines.append) == 0
+    code = run_check("cpu", TINY, lines.append)
     text = "\n".join(lines)
+    assert code == 0, text
     assert lines[0].startswith("device cpu (")
     for engine in ("eager", "compiled"):
         line = next(x for x in lines if x.startswith(f"exact {engine} "))

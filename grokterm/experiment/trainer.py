@@ -67,22 +67,28 @@ class Batch:
                         self.group[:, i : i + size], self.valid[:, i : i + size])  # fmt: skip
 
 
-def configure_torch(
-    threads: int | None = None, deterministic: bool = False, tf32: bool = False
-) -> None:
-    """Process-wide settings for training. Flushing denormal floats to zero: as
-    weight decay shrinks values, float32 activations and gradients go denormal and
-    a CPU step runs about 2x slower (measured: 24 vs 50 steps/s at p=59, d=64);
-    values below 1.2e-38 change no result that matters. `deterministic` (a GPU
-    worker): the gather's backward is an index_add with atomics on CUDA, whose order,
-    and so whose float32 sums, vary run to run; deterministic kernels keep a resumed
-    cohort bit-for-bit (cuBLAS needs its workspace fixed before its first call). `tf32`:
-    a GPU's matmuls round their inputs to TF32 (asked for only; float32 otherwise)."""
+def configure_torch(threads: int | None = None, tf32: bool = False) -> None:
+    """Process-wide settings for training, made before the first tensor op.
+
+    Flushing denormal floats to zero: as weight decay shrinks values, float32
+    activations and gradients go denormal and a CPU step runs about 2x slower
+    (measured: 24 vs 50 steps/s at p=59, d=64); values below 1.2e-38 change no result
+    that matters. The flag is per thread and a CPU thread pool's threads copy it when
+    they start, so it is set before any op starts them.
+
+    Deterministic kernels: the gather's backward is an index_add with atomic adds on
+    CUDA, and inductor's CPU code for it (the compiled engine) adds atomically across
+    threads too; their order, and so their float32 sums, vary run to run (measured: two
+    identical compiled trainings on 2 threads differed by 4e-7 in 2 of 8 tries, none of
+    6 with these kernels, at the same speed). Deterministic kernels keep a resumed
+    cohort bit-for-bit (cuBLAS needs its workspace fixed before its first call).
+
+    `tf32`: a GPU's matmuls round their inputs to TF32 (asked for only; float32
+    otherwise)."""
     torch.set_flush_denormal(True)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
     if threads:
         torch.set_num_threads(threads)
     _keep_freed_memory()
