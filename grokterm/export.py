@@ -22,8 +22,9 @@ from grokterm.records import Sweep
 from grokterm.store import Store
 
 CONFIG_COLUMNS = [f.name for f in fields(RunConfig)]
-# when the run fit, generalized, passed validation 0.5 and formed the circuit (labels.py)
-STEPS = ("fit_step", "gen_step", "half_step", "circuit_step")
+# when the run fit, generalized, passed validation 0.5, formed the circuit and went into
+# softmax collapse (labels.py)
+STEPS = ("fit_step", "gen_step", "half_step", "circuit_step", "collapse_step")
 
 
 def _logged(values: list[dict]) -> list[str]:

@@ -39,6 +39,9 @@ VAL_HALF = 0.5  # halfway: the circuit's claims ask whether it formed before thi
 # kept only along the key frequencies, grokterm.experiment.circuits) falls below this
 # fraction of its first measured value (about ln p, chance: 0.41 at p = 59, 0.47 at 113).
 CIRCUIT_FRACTION = 0.1
+# Softmax collapse (Prieto et al. 2025): the run is marked from the first evaluation at
+# which at least this share of its training examples have a float32 loss of exactly 0.
+COLLAPSE = 0.5
 TREND = 0.02  # validation gained (lost) this much over the run's last quarter: still rising
 TREND_EVALS = 8  # fewer evaluations than this: no trend is read
 # Each line a label is decided by: the Deciding field, the line, its margin, its name.
@@ -106,6 +109,7 @@ def dynamics(curve: Sequence[MetricPoint]) -> Dynamics | None:
         bumps=train_bumps([r.get("train_acc") for r in rows]),
         half_step=half and half.step,
         circuit_step=circuit(rows),
+        collapse_step=collapsed(rows),
     )  # fmt: skip
     if has_val:
         _label(info, rows, fit, rise, gen)
@@ -255,6 +259,12 @@ def circuit(rows: Sequence[MetricPoint]) -> int | None:
         return None
     line = CIRCUIT_FRACTION * measured[0].get("restricted_loss")
     return next((r.step for r in measured if r.get("restricted_loss") < line), None)
+
+
+def collapsed(rows: Sequence[MetricPoint]) -> int | None:
+    """The first evaluated step at which softmax_collapse reaches COLLAPSE; None where it
+    never does, or it was not measured."""
+    return next((r.step for r in rows if (r.get("softmax_collapse") or 0.0) >= COLLAPSE), None)
 
 
 def crossing(rows: Sequence[MetricPoint], key: str, threshold: float) -> Crossing | None:

@@ -33,6 +33,7 @@ class Dynamics:
     trend: str | None = None  # "still rising" / "still falling": validation at the end
     half_step: int | None = None  # first eval with validation accuracy >= VAL_HALF
     circuit_step: int | None = None  # first eval with the circuit formed (labels.circuit)
+    collapse_step: int | None = None  # first eval in softmax collapse (labels.collapsed)
 
     @property
     def shown(self) -> str:

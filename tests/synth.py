@@ -17,9 +17,11 @@ CREATED = datetime(2026, 11, 1, 12, tzinfo=timezone.utc).timestamp()  # snapshot
 
 
 def fake_curve(
-    d: int, n: int, seed: int, steps: int, every: int, run_id: int = 0
+    d: int, n: int, seed: int, steps: int, every: int, run_id: int = 0, measures: bool = False
 ) -> list[MetricPoint]:
-    """A plausible curve: memorize early; generalize later the larger d and n are."""
+    """A plausible curve: memorize early; generalize later the larger d and n are.
+    `measures`: the circuit's too, its restricted loss falling a little before validation
+    rises where the run generalizes, and softmax collapse once the training set is fit."""
     rng = random.Random(d * 100003 + n * 7 + seed)
     gen_at = steps * min(1.2, 2.5e5 / (d * n)) * (0.8 + 0.4 * rng.random())
     final = 1.0 if d * n > 1.3e5 else (0.5 if d * n > 0.9e5 else 0.02)
@@ -30,11 +32,17 @@ def fake_curve(
         norm = 30 + 15 * min(1, step / (steps * 0.05)) - 10 * (val - 0.01)
         values = {"train_acc": round(train, 4), "val_acc": round(val, 4), "train_loss": 1.0 - train,
                   "val_loss": 1.0 - val, "norm": round(norm, 3)}  # fmt: skip
+        if measures:
+            formed = 1 / (1 + math.exp(-(step - 0.8 * gen_at) / (steps * 0.03)))
+            values["restricted_loss"] = round(4.0 * (1 - formed * min(final, 0.999)), 6)
+            values["softmax_collapse"] = round(min(1.0, max(0.0, train - 0.3)), 4)
         points.append(MetricPoint(run_id, step, values))
     return points
 
 
-def make_sweep(db, ds, ns, seeds, steps=2000, every=100, name="synth", finish=True) -> int:
+def make_sweep(
+    db, ds, ns, seeds, steps=2000, every=100, name="synth", finish=True, measures=False
+) -> int:
     text = f"""name = "{name}"
 title = "Synthetic {name}"
 figure = "6"
@@ -53,7 +61,7 @@ plot = {{ kind = "final", x = "d", series = "n_train" }}
         points, labels = [], {}
         for run in job.runs:
             c = run.config
-            curve = fake_curve(c.d, c.n_train, c.seed, steps, every, run.id)
+            curve = fake_curve(c.d, c.n_train, c.seed, steps, every, run.id, measures)
             points += curve
             labels[run.id] = dynamics(curve)
         store.write_progress(job.cohort_id, worker, steps, points, labels=labels)

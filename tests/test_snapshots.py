@@ -95,3 +95,21 @@ def test_sweep_figure(app, snap_compare):
 
 def test_help_screen(app, snap_compare):
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"], run_before=_settle)
+
+
+def test_sweep_phase_map_coloured_by_the_circuit_step(tmp_path, monkeypatch, snap_compare):
+    monkeypatch.chdir(ROOT)
+    db = tmp_path / "runs.db"
+    make_sweep(db, [8, 16, 32, 64], [2600, 3000, 4000], 2, name="synth", measures=True)
+    os.utime(db)
+    app = GroktermApp(db, Path("presets"), device="cpu", workers=2)
+
+    async def phase(pilot):
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("3", "c")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=phase)

@@ -1,6 +1,7 @@
 """Live curves of the selected runs: train and validation accuracy and the parameter
 norm against step, optionally against log10 step (plotext cannot re-render a log
-axis, so the x values are log10 and the ticks are labelled by hand)."""
+axis, so the x values are log10 and the ticks are labelled by hand). A vertical line
+in a run's colour marks where it went into softmax collapse (labels.collapsed)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual_plotext import PlotextPlot
 
+from grokterm.labels import COLLAPSE, collapsed
 from grokterm.records import MetricPoint
 from grokterm.series import SERIES
 
@@ -66,7 +68,7 @@ class Curves(Horizontal, can_focus=True):
             plt.title(title)
             plt.xlabel("log10 step" if self.log_step else "step")
         width = max(self.size.width // 2 - 10, 10)
-        steps = []
+        steps, marked = [], False
         for i, (run_id, rows) in enumerate(self.series.items()):
             rows = [r for r in rows if r.step > 0 or not self.log_step]
             xs = [math.log10(r.step) if self.log_step else r.step for r in rows]
@@ -95,6 +97,11 @@ class Curves(Horizontal, can_focus=True):
                 color=i + 1,
                 marker="braille",
             )
+            if at := collapsed(rows):  # (never at step 0: no log10 of it)
+                acc.plt.vline(math.log10(at) if self.log_step else at, color=i + 1)
+                marked = True
+        if marked:
+            acc.plt.title(f"accuracy: train - / val .  | softmax collapse >= {COLLAPSE:g}")
         acc.plt.ylim(0, 1)
         if SERIES[self.metric].is_accuracy:
             norm.plt.ylim(0, 1)

@@ -1,7 +1,11 @@
-"""The phase map: one cell per (model size, data size), coloured by the seeds'
-majority label, filling in as runs finish; `*` marks cells whose seeds disagree."""
+"""The phase map: one cell per (model size, data size), filling in as runs finish.
+Coloured by the seeds' majority label (`*` marks cells whose seeds disagree), or by a
+number: a series' final value or the step the circuit formed, the seeds' mean, on a
+colour scale from the map's lowest value to its highest (log for a log series)."""
 
 from __future__ import annotations
+
+import math
 
 from rich.text import Text
 from textual.binding import Binding
@@ -11,6 +15,7 @@ from textual.widget import Widget
 
 from grokterm.analysis import aggregate
 from grokterm.records import Run
+from grokterm.series import SERIES
 
 STYLE = {  # label -> (letter, style)
     "progression": ("P", "bold black on #5fafff"),
@@ -22,6 +27,25 @@ STYLE = {  # label -> (letter, style)
     "collapsed": ("X", "bold white on #af5fd7"),
 }
 CELL = 5  # characters per cell
+LABEL = "label"
+# the steps a run's label records, by what a person calls them (records.Dynamics)
+STEPS = {"circuit_step": "step the circuit formed", "collapse_step": "step of softmax collapse"}
+RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]  # viridis: low -> high
+
+
+def colourings(runs: list[Run]) -> list[str]:
+    """What the map can be coloured by in this sweep: the label, then each step and each
+    series some finished run has a value of."""
+    done = [r for r in runs if r.status == "done"]
+    steps = [k for k in STEPS if any(_value(r, k) is not None for r in done)]
+    logged = [k for k in SERIES if any(r.value(k) is not None for r in done)]
+    return [LABEL, *steps, *logged]
+
+
+def _value(run: Run, key: str) -> float | None:
+    if key in STEPS:
+        return getattr(run.info, key, None) if run.info else None
+    return run.value(key)
 
 
 def axes(runs: list[Run]) -> tuple[str | None, str | None]:
@@ -40,8 +64,10 @@ class PhaseMap(Widget, can_focus=True):
         Binding("left", "move(0, -1)", "left", show=False),
         Binding("right", "move(0, 1)", "right", show=False),
         Binding("enter", "open", "curves of cell"),
+        Binding("c", "next_colour", "colour by"),
     ]
     cursor: reactive[tuple[int, int]] = reactive((0, 0))
+    colour: reactive[str] = reactive(LABEL)  # LABEL, a key of STEPS or a series
 
     class CellSelected(Message):
         """Enter on a cell: open its runs' curves."""
@@ -81,7 +107,37 @@ class PhaseMap(Widget, can_focus=True):
             done = [r for r in cell["runs"] if r.status == "done"]
             points = aggregate(done)
             cell["point"] = points[0] if len(points) == 1 else None
+            cell["done"] = done
         self.refresh(layout=True)
+
+    def action_next_colour(self) -> None:
+        """Colour by the next of what this sweep's finished runs have values of."""
+        options = colourings(self.runs)
+        at = options.index(self.colour) if self.colour in options else -1
+        self.colour = options[(at + 1) % len(options)]
+
+    def watch_colour(self, colour: str) -> None:
+        self.refresh()
+        if colour != LABEL:
+            self.notify(f"phase map: {SERIES[colour].label if colour in SERIES else STEPS[colour]}")
+
+    def cell_value(self, cell: dict) -> float | None:
+        """The seeds' mean of what the map is coloured by, over the cell's finished runs."""
+        values = [v for r in cell["done"] if (v := _value(r, self.colour)) is not None]
+        return sum(values) / len(values) if values else None
+
+    def _scale(self) -> tuple[float, float] | None:
+        """The lowest and highest cell value, on the colouring's axis (log10 for a log
+        series); None where no cell has one."""
+        values = [
+            self._axis(v) for c in self.cells.values() if (v := self.cell_value(c)) is not None
+        ]
+        values = [v for v in values if not math.isnan(v)]
+        return (min(values), max(values)) if values else None
+
+    def _axis(self, value: float) -> float:
+        series = SERIES.get(self.colour)
+        return series.shown(value) if series else value
 
     def get_content_height(self, container, viewport, width) -> int:
         return len(self.row_values) + 4
@@ -92,21 +148,38 @@ class PhaseMap(Widget, can_focus=True):
             return Text("no runs yet")
         text.append(f"{self.row_key or '':>7} \\ {self.col_key or ''}\n", style="dim")
         text.append(" " * 8 + "".join(f"{_short(c):>{CELL}}" for c in self.col_values) + "\n")
+        scale = None if self.colour == LABEL else self._scale()
         for i, rv in enumerate(self.row_values):
             text.append(f"{_short(rv):>7} ")
             for j, cv in enumerate(self.col_values):
-                text.append_text(self._cell(self.cells.get((rv, cv)), (i, j) == self.cursor))
+                cell, selected = self.cells.get((rv, cv)), (i, j) == self.cursor
+                text.append_text(self._cell(cell, selected, scale))
             text.append("\n")
-        legend = "  ".join(f"{letter} {label}" for label, (letter, _) in STYLE.items())
-        text.append(legend + "  . running  * seeds disagree", style="dim")
-        return text
+        return text + self._legend(scale)
 
-    def _cell(self, cell: dict | None, selected: bool) -> Text:
+    def _legend(self, scale: tuple[float, float] | None) -> Text:
+        if self.colour == LABEL:
+            legend = "  ".join(f"{letter} {label}" for label, (letter, _) in STYLE.items())
+            return Text(legend + "  . running  * seeds disagree  (c: colour by)", style="dim")
+        series = SERIES.get(self.colour)
+        name = f"final {series.label}" if series else STEPS[self.colour]
+        text = Text(f"{name} (seeds' mean): ", style="dim")
+        if scale is None:
+            return text + Text("no finished run has one yet", style="dim")
+        lo, hi = (_compact(10**v if series and series.log else v) for v in scale)
+        text.append(f"{lo} ")
+        for colour in RAMP:
+            text.append("  ", style=f"on {colour}")
+        return text + Text(f" {hi}  -- none", style="dim")
+
+    def _cell(self, cell: dict | None, selected: bool, scale=None) -> Text:
         if cell is None:
             return Text(" " * CELL)
         point = cell["point"]
-        if point is None or not point.labels:
-            running = any(r.status == "running" for r in cell["runs"])
+        running = any(r.status == "running" for r in cell["runs"])
+        if self.colour != LABEL:
+            body, style = self._value_cell(cell, running, scale)
+        elif point is None or not point.labels:
             body, style = (" .  " if running else "    "), "on #303030"
         else:
             letter, style = STYLE.get(point.label, ("?", ""))
@@ -114,6 +187,18 @@ class PhaseMap(Widget, can_focus=True):
         if selected:
             style += " reverse"
         return Text(body, style=style) + Text(" ")
+
+    def _value_cell(self, cell: dict, running: bool, scale) -> tuple[str, str]:
+        value = self.cell_value(cell)
+        if value is None:  # nothing finished, or finished without it (a step never reached)
+            return (" .  " if running else (" -- " if cell["done"] else "    ")), "on #303030"
+        at = self._axis(value)
+        if scale is None or math.isnan(at):
+            return f"{_compact(value):>4}", "on #303030"
+        lo, hi = scale
+        k = 0 if hi == lo else round((at - lo) / (hi - lo) * (len(RAMP) - 1))
+        ink = "black" if k >= 2 else "white"
+        return f"{_compact(value):>4}", f"bold {ink} on {RAMP[k]}"
 
     def action_move(self, dr: int, dc: int) -> None:
         if self.row_values and self.col_values:
@@ -144,6 +229,20 @@ class PhaseMap(Widget, can_focus=True):
 
 def _order(value):
     return (value is None, value if isinstance(value, (int, float)) else str(value))
+
+
+def _compact(value: float) -> str:
+    """A number in at most four characters: 0.93, 12, 1.5k, 40k, e-5."""
+    size = abs(value)
+    if size >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if size >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    if size >= 10 or value == 0:
+        return f"{value:.0f}"
+    if size >= 0.01:
+        return f"{value:.2f}"[:4]
+    return f"e{math.floor(math.log10(size))}"
 
 
 def _short(value) -> str:
