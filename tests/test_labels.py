@@ -9,7 +9,7 @@ import pytest
 from factory import curve
 
 from grokterm.bumps import train_bumps
-from grokterm.labels import VAL_GEN, VAL_LOW, circuit, dynamics
+from grokterm.labels import COLLAPSE, VAL_GEN, VAL_LOW, circuit, collapsed, dynamics
 
 
 def fitted(final_val, evals=20, every=500):
@@ -201,3 +201,12 @@ def test_the_circuit_forms_where_restricted_loss_falls_below_a_tenth_of_its_star
     info = dynamics(points)
     assert (info.circuit_step, info.half_step) == (300, 300)
     assert circuit(curve([0.1, 1.0], [0.0, 0.0])) is None  # nothing measured
+
+
+def test_softmax_collapse_is_marked_where_half_the_training_set_has_exactly_zero_loss():
+    points = curve([0.1, 1.0, 1.0, 1.0, 1.0], [0.0, 0.1, 0.3, 0.6, 1.0])
+    for p, share in zip(points, [0.0, 0.1, 0.49, 0.5, 0.9]):
+        p.values["softmax_collapse"] = share
+    assert COLLAPSE == 0.5 and collapsed(points) == 300
+    assert dynamics(points).collapse_step == 300  # stored with the label's numbers
+    assert collapsed(curve([0.1, 1.0], [0.0, 0.0])) is None  # not measured

@@ -202,3 +202,25 @@ def test_a_claim_or_plot_naming_an_unknown_series_stops_show_with_one_line(tmp_p
             "val_loss, val_acc, norm, train_add_acc, train_mem_acc, fourier_gini, "
             "restricted_loss, excluded_loss, softmax_collapse, got 'val_los'"
         ]
+
+
+def test_the_modelwise_preset_is_davies_et_al_setting_at_paper_scale():
+    """x / y mod 97 on half the pairs, 2 layers, 1 head, post-LayerNorm, minibatches of
+    512, AdamW at their code's defaults, 3e5 steps; quick is smaller and has its claims."""
+    preset = load_preset(ROOT / "presets" / "modelwise.toml")
+    paper = preset.expand()
+    assert sorted({s.config.d for s in paper}) == [8, 16, 32, 64, 128, 256, 512]
+    c = paper[0].config
+    assert (c.task, c.p, c.train_size, c.pairs) == ("div", 97, 4656, 9312)
+    assert (c.n_layers, c.n_heads, c.layernorm, c.batch_size) == (2, 1, True, 512)
+    assert (c.lr, c.weight_decay, c.beta1, c.beta2, c.warmup, c.steps) == (
+        1e-3,
+        1e-5,
+        0.9,
+        0.98,
+        0,
+        300_000,
+    )
+    quick = preset.at_scale("quick").expand()
+    assert len(quick) < len(paper) and {s.config.p for s in quick} == {47}
+    assert {claim.kind for claim in preset.claims} == {"final", "range"}
