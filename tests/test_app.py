@@ -15,7 +15,6 @@ from grokterm.store import Store
 from grokterm.tui.app import GroktermApp
 from grokterm.tui.data import read_sweep
 from grokterm.tui.screens.sweep import SweepScreen
-from grokterm.tui.widgets.phase_map import colourings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,48 +163,6 @@ async def test_moving_onto_a_phase_map_cell_shows_its_runs_curves(tmp_path):
         preview = screen.query_one("#cell-curves")
         assert sorted(preview.names.values()) == [f"n_train=4000 d=32 seed={s}" for s in range(3)]
         assert all(len(points) == 11 for points in preview.series.values())
-
-
-async def test_the_phase_map_colours_by_the_circuit_step_and_by_a_series(tmp_path):
-    """c cycles the map's colouring: the label, the step the circuit formed, the step of
-    softmax collapse, then each logged series; a cell shows the seeds' mean."""
-    make_sweep(tmp_path / "runs.db", [8, 64], [2600, 4000], 2, steps=1000, measures=True)
-    app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=2)
-    async with app.run_test(size=(100, 40)) as pilot:
-        screen = await open_first_sweep(pilot)
-        await pilot.press("3")
-        await settle(pilot)
-        phase = screen.query_one("#phase-map")
-        assert phase.colour == "label" and "G " in phase.render().plain
-        await pilot.press("c")
-        await settle(pilot)
-        assert phase.colour == "circuit_step"
-        text = phase.render().plain
-        assert "step the circuit formed (seeds' mean)" in text
-        cells = {key: phase.cell_value(cell) for key, cell in phase.cells.items()}
-        runs = {(r.grid["d"], r.grid["n_train"]): [] for r in phase.runs}
-        for r in phase.runs:
-            runs[(r.grid["d"], r.grid["n_train"])].append(r.info.circuit_step)
-        for key, steps in runs.items():  # the seeds' mean where every seed formed it
-            formed = [s for s in steps if s is not None]
-            assert cells[key] == (sum(formed) / len(formed) if formed else None)
-        assert cells[(8, 2600)] is None and " -- " in text  # d=8 never generalizes
-        assert f"{cells[(64, 4000)]:.0f}" in text
-        await pilot.press("c", "c")  # collapse step, then the first logged series
-        await settle(pilot)
-        assert phase.colour == "train_loss"
-        for _ in range(10):
-            if phase.colour == "restricted_loss":
-                break
-            await pilot.press("c")
-        await settle(pilot)
-        assert "final restricted loss (key frequencies only) (seeds' mean)" in (
-            phase.render().plain
-        )
-        options = colourings(phase.runs)
-        for _ in range(len(options) - options.index("restricted_loss")):
-            await pilot.press("c")
-        assert phase.colour == "label"  # round to the start
 
 
 def slow_presets(tmp_path: Path) -> Path:

@@ -70,6 +70,7 @@ def test_compiled_cohort_resumes_bit_for_bit():
     """With deterministic kernels (configure_torch, as a worker runs; conftest sets them
     for the suite): without them inductor's CPU code adds the gather's backward
     atomically across threads and two identical trainings differ by rounding."""
+    assert torch.are_deterministic_algorithms_enabled()
     configs = cohort_configs()
     straight = train_cohort(configs, engine="compiled")
     assert _resumed(configs, "compiled", 113) == straight

@@ -89,6 +89,9 @@ def configure_torch(threads: int | None = None, tf32: bool = False) -> None:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # (which would also fill every new empty tensor with NaN, a cost per step for nothing:
+    # the engine writes every buffer before it reads it)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if threads:
         torch.set_num_threads(threads)
     _keep_freed_memory()

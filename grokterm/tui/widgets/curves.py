@@ -25,6 +25,7 @@ class Curves(Horizontal, can_focus=True):
         self.metric = "norm"  # the series of the right-hand plot (grokterm.series)
         self.series: dict[int, list[MetricPoint]] = {}  # run id -> its points so far
         self.names: dict[int, str] = {}
+        self.collapse_marks: dict[int, float] = {}  # run id -> x of its collapse line, as drawn
 
     def compose(self) -> ComposeResult:
         yield PlotextPlot(id="acc-plot")
@@ -68,7 +69,7 @@ class Curves(Horizontal, can_focus=True):
             plt.title(title)
             plt.xlabel("log10 step" if self.log_step else "step")
         width = max(self.size.width // 2 - 10, 10)
-        steps, marked = [], False
+        steps, self.collapse_marks = [], {}
         for i, (run_id, rows) in enumerate(self.series.items()):
             rows = [r for r in rows if r.step > 0 or not self.log_step]
             xs = [math.log10(r.step) if self.log_step else r.step for r in rows]
@@ -98,9 +99,9 @@ class Curves(Horizontal, can_focus=True):
                 marker="braille",
             )
             if at := collapsed(rows):  # (never at step 0: no log10 of it)
-                acc.plt.vline(math.log10(at) if self.log_step else at, color=i + 1)
-                marked = True
-        if marked:
+                x_at = self.collapse_marks[run_id] = math.log10(at) if self.log_step else at
+                acc.plt.vline(x_at, color=i + 1)
+        if self.collapse_marks:
             acc.plt.title(f"accuracy: train - / val .  | softmax collapse >= {COLLAPSE:g}")
         acc.plt.ylim(0, 1)
         if SERIES[self.metric].is_accuracy:

@@ -1,6 +1,7 @@
 """The phase map: one cell per (model size, data size), filling in as runs finish.
 Coloured by the seeds' majority label (`*` marks cells whose seeds disagree), or by a
-number: a series' final value or the step the circuit formed, the seeds' mean, on a
+number: a series' final value or the step the circuit formed or softmax collapse
+began (the mean over the seeds that reached it), on a
 colour scale from the map's lowest value to its highest (log for a log series)."""
 
 from __future__ import annotations
@@ -116,14 +117,13 @@ class PhaseMap(Widget, can_focus=True):
         at = options.index(self.colour) if self.colour in options else -1
         self.colour = options[(at + 1) % len(options)]
 
-    def watch_colour(self, colour: str) -> None:
-        self.refresh()
-        if colour != LABEL:
-            self.notify(f"phase map: {SERIES[colour].label if colour in SERIES else STEPS[colour]}")
+    def watch_colour(self) -> None:
+        self.refresh()  # (the legend names the colouring)
 
     def cell_value(self, cell: dict) -> float | None:
         """The seeds' mean of what the map is coloured by, over the cell's finished runs."""
         values = [v for r in cell["done"] if (v := _value(r, self.colour)) is not None]
+        values = [v for v in values if math.isfinite(v)]
         return sum(values) / len(values) if values else None
 
     def _scale(self) -> tuple[float, float] | None:
@@ -234,7 +234,7 @@ def _order(value):
 def _compact(value: float) -> str:
     """A number in at most four characters: 0.93, 12, 1.5k, 40k, e-5."""
     size = abs(value)
-    if size >= 1e4:
+    if size >= 9950:
         return f"{value / 1e3:.0f}k"
     if size >= 1e3:
         return f"{value / 1e3:.1f}k"
