@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, grokterm, popen_grokterm, write_preset
-from test_faults import wait_for
+from test_faults import started, wait_for
 
 from grokterm import sweeps
 from grokterm.store import Store
@@ -209,8 +209,9 @@ SLOW = TINY.replace("steps = 200", "steps = 3000").replace("seeds = [0, 1]", "se
 
 
 def _training(db: Path, workers: int = 1) -> bool:
-    """At least this many workers are training a cohort of sweep 1."""
-    if not db.exists():
+    """At least this many workers are training a cohort of sweep 1. Read only once the
+    sweep is stored: the file exists before its schema does (CI read it in between)."""
+    if not started(db.parent):
         return False
     with closing(Store.reader(db)) as store:
         return sum(bool(w.cohort_id and w.step) for w in store.workers(1)) >= workers
