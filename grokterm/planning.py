@@ -26,7 +26,7 @@ def plan_cohorts(
     worker's memory, that fit in it. Workers take cohorts in this order, so the
     longest go first and the short ones fill the gaps."""
     size = max(1, min(max_size, math.ceil(len(specs) / max(workers, 1))))
-    ordered = sorted(specs, key=lambda s: (s.config.cohort_key(), _examples(s)))
+    ordered = sorted(specs, key=lambda s: (s.config.cohort_key(), s.config.batch))
     cohorts = []
     for _, group in groupby(ordered, key=lambda s: s.config.cohort_key()):
         group = list(group)
@@ -39,7 +39,7 @@ def run_bytes(spec: RunSpec, examples: int | None = None) -> int:
     """Rough memory one run takes in a training step: float32 parameters, gradient and
     two AdamW moments, the activations kept for backward over its training set
     (padded to `examples` in a cohort), and the logits with their gradient."""
-    c, n = spec.config, examples or _examples(spec)
+    c, n = spec.config, examples or spec.config.batch
     activations = ACTIVATION_BYTES * n * c.seq_len * c.n_layers * c.d
     return 16 * c.n_params + activations + 16 * n * c.p
 
@@ -47,7 +47,7 @@ def run_bytes(spec: RunSpec, examples: int | None = None) -> int:
 def cohort_bytes(cohort: list[RunSpec]) -> int:
     """Rough memory of a cohort's training step: its runs share one model shape and
     are padded to its largest training set."""
-    return len(cohort) * run_bytes(cohort[0], max(map(_examples, cohort)))
+    return len(cohort) * run_bytes(cohort[0], max(s.config.batch for s in cohort))
 
 
 def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None) -> list[str]:
@@ -76,11 +76,6 @@ def time_warnings(cohorts: list[list[RunSpec]], slots: list[WorkerSlot]) -> list
 
 def gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
-
-
-def _examples(spec: RunSpec) -> int:
-    """Examples in one training step of the run: its minibatch or its training set."""
-    return spec.config.batch
 
 
 def plan(

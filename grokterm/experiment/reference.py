@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from grokterm.config import RunConfig
 from grokterm.experiment.model import init_params, layout, unpack
-from grokterm.experiment.tasks import MEM, batch_indices, make_data
+from grokterm.experiment.tasks import MEM, Minibatches, make_data
 
 
 class Block(nn.Module):
@@ -102,12 +102,13 @@ class ReferenceRun:
         )
         train = self.data.train
         self.x, self.y, self.g = (t.to(device) for t in (train.x, train.y, train.group))
+        self.minibatches = Minibatches(cfg, len(self.y)) if cfg.batch_size else None
         self.step = 0
 
     def update(self) -> None:
         x, y, g = self.x, self.y, self.g
-        if self.cfg.batch_size:
-            idx = batch_indices(self.cfg, len(y), self.step).to(self.device)
+        if self.minibatches is not None:
+            idx = self.minibatches.at(self.step).to(self.device)
             x, y, g = x[idx], y[idx], g[idx]
         loss = F.cross_entropy(self.model(x, g), y)
         self.opt.zero_grad()

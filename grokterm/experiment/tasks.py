@@ -9,7 +9,6 @@ memorization (multitask)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -81,17 +80,29 @@ def pair_grid(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return x, _labels(cfg.task, a, b, p), order[: cfg.train_size]
 
 
-def batch_indices(cfg: RunConfig, n: int, step: int) -> torch.Tensor:
-    """Which of a run's n training examples its minibatch at `step` holds: each epoch
+class Minibatches:
+    """Which of a run's n training examples its minibatch at each step holds: each epoch
     a fresh shuffle from the run's seed, cut into batches of batch_size, the last one
     short (as a shuffling DataLoader without drop_last). A function of the step alone,
-    so a resumed run draws what it would have drawn."""
-    per_epoch = -(-n // cfg.batch_size)
-    epoch, i = divmod(step, per_epoch)
-    return epoch_order(cfg.seed, n, epoch)[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+    so a resumed run draws what it would have drawn; the epoch's shuffle is drawn once."""
+
+    def __init__(self, cfg: RunConfig, n: int):
+        self.seed, self.n, self.size = cfg.seed, n, cfg.batch_size
+        self.per_epoch = -(-n // cfg.batch_size)
+        self.epoch, self.order = -1, torch.empty(0, dtype=torch.long)
+
+    def at(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self.epoch:
+            self.epoch, self.order = epoch, epoch_order(self.seed, self.n, epoch)
+        return self.order[i * self.size : (i + 1) * self.size]
 
 
-@functools.lru_cache(maxsize=256)  # a cohort's runs reread their epoch's order every step
+def batch_indices(cfg: RunConfig, n: int, step: int) -> torch.Tensor:
+    """One run's minibatch at `step` (Minibatches, for a single look)."""
+    return Minibatches(cfg, n).at(step)
+
+
 def epoch_order(seed: int, n: int, epoch: int) -> torch.Tensor:
     """One epoch's shuffle of a run's n training examples, from its own stream."""
     key = hashlib.blake2b(f"{seed}:{STREAM_BATCHES}:{epoch}".encode(), digest_size=7).digest()
@@ -107,8 +118,9 @@ def _labels(task: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor
     if task == "div":  # a / b = a * b^-1 (p prime, so every b != 0 has an inverse)
         inverse = torch.tensor([0] + [pow(v, -1, p) for v in range(1, p)])
         return a * inverse[b] % p
-    ops = {"add": a + b, "multitask": a + b, "square": (a + b) ** 2, "sub": a - b, "mul": a * b}
-    return ops[task] % p
+    ops = {"add": torch.add, "multitask": torch.add, "sub": torch.sub, "mul": torch.mul,
+           "square": lambda a, b: (a + b) ** 2}  # fmt: skip
+    return ops[task](a, b) % p
 
 
 def _all_pairs(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ from grokterm.config import RunConfig
 from grokterm.devices import FORMS
 from grokterm.experiment import circuits, engines
 from grokterm.experiment.model import forward, init_params, layout
-from grokterm.experiment.tasks import ADD, MEM, Split, batch_indices, make_data
+from grokterm.experiment.tasks import ADD, MEM, Minibatches, Split, make_data
 
 
 @dataclass
@@ -152,10 +152,12 @@ class Cohort:
             None if data[0].val is None else Batch.pad([d.val for d in data], pad, device)
         )
         self.train_weight = self._mean_weights(self.train_batch, dtype)
-        self.train_sizes = [len(d.train) for d in data]
         # minibatches: one static buffer per step, refilled in place (a CUDA graph
         # replays the same tensors); full batch: the training set itself
-        self.step_batch = self._batch_buffer(dtype) if configs[0].batch_size else None
+        self.step_batch, self.minibatches = None, []
+        if configs[0].batch_size:
+            self.step_batch = self._batch_buffer(dtype)
+            self.minibatches = [Minibatches(c, len(d.train)) for c, d in zip(configs, data)]
         self.multitask = configs[0].task == "multitask"
         measured = configs[0].task in circuits.MEASURED_TASKS and configs[0].measure_every
         self.probe = circuits.CircuitProbe(configs, device, dtype, eval_chunk) if measured else None
@@ -232,8 +234,8 @@ class Cohort:
         x, y, group, weight = self.step_batch
         idx = torch.zeros(x.shape[:2], dtype=torch.long)
         count = torch.zeros(x.shape[0], 1, dtype=weight.dtype)
-        for r, (cfg, n) in enumerate(zip(self.configs, self.train_sizes)):
-            picked = batch_indices(cfg, n, self.step)
+        for r, batches in enumerate(self.minibatches):
+            picked = batches.at(self.step)
             idx[r, : len(picked)], count[r] = picked, len(picked)
         valid = torch.arange(x.shape[1]) < count
         idx, rows = idx.to(x.device), torch.arange(x.shape[0], device=x.device)[:, None]

@@ -91,6 +91,8 @@ class PhaseMap(Widget, can_focus=True):
         self.row_values: list = []
         self.col_values: list = []
         self.cells: dict[tuple, dict] = {}  # (row value, col value) -> {"point", "runs"}
+        self.values: dict[tuple, float | None] = {}  # each cell's value of the colouring
+        self.scale: tuple[float, float] | None = None  # their range on the colouring's axis
 
     def update_runs(self, runs: list[Run]) -> None:
         self.runs = runs
@@ -109,6 +111,7 @@ class PhaseMap(Widget, can_focus=True):
             points = aggregate(done)
             cell["point"] = points[0] if len(points) == 1 else None
             cell["done"] = done
+        self._colour_cells()
         self.refresh(layout=True)
 
     def action_next_colour(self) -> None:
@@ -118,7 +121,17 @@ class PhaseMap(Widget, can_focus=True):
         self.colour = options[(at + 1) % len(options)]
 
     def watch_colour(self) -> None:
+        self._colour_cells()
         self.refresh()  # (the legend names the colouring)
+
+    def _colour_cells(self) -> None:
+        """Each cell's value and the scale, once per change of runs or colouring (a
+        render, at every cursor move, only reads them)."""
+        if self.colour == LABEL:
+            self.values, self.scale = {}, None
+            return
+        self.values = {key: self.cell_value(cell) for key, cell in self.cells.items()}
+        self.scale = self._scale()
 
     def cell_value(self, cell: dict) -> float | None:
         """The seeds' mean of what the map is coloured by, over the cell's finished runs."""
@@ -129,9 +142,7 @@ class PhaseMap(Widget, can_focus=True):
     def _scale(self) -> tuple[float, float] | None:
         """The lowest and highest cell value, on the colouring's axis (log10 for a log
         series); None where no cell has one."""
-        values = [
-            self._axis(v) for c in self.cells.values() if (v := self.cell_value(c)) is not None
-        ]
+        values = [self._axis(v) for v in self.values.values() if v is not None]
         values = [v for v in values if not math.isnan(v)]
         return (min(values), max(values)) if values else None
 
@@ -148,37 +159,36 @@ class PhaseMap(Widget, can_focus=True):
             return Text("no runs yet")
         text.append(f"{self.row_key or '':>7} \\ {self.col_key or ''}\n", style="dim")
         text.append(" " * 8 + "".join(f"{_short(c):>{CELL}}" for c in self.col_values) + "\n")
-        scale = None if self.colour == LABEL else self._scale()
         for i, rv in enumerate(self.row_values):
             text.append(f"{_short(rv):>7} ")
             for j, cv in enumerate(self.col_values):
-                cell, selected = self.cells.get((rv, cv)), (i, j) == self.cursor
-                text.append_text(self._cell(cell, selected, scale))
+                text.append_text(self._cell((rv, cv), (i, j) == self.cursor))
             text.append("\n")
-        return text + self._legend(scale)
+        return text + self._legend()
 
-    def _legend(self, scale: tuple[float, float] | None) -> Text:
+    def _legend(self) -> Text:
         if self.colour == LABEL:
             legend = "  ".join(f"{letter} {label}" for label, (letter, _) in STYLE.items())
             return Text(legend + "  . running  * seeds disagree  (c: colour by)", style="dim")
         series = SERIES.get(self.colour)
         name = f"final {series.label}" if series else STEPS[self.colour]
         text = Text(f"{name} (seeds' mean): ", style="dim")
-        if scale is None:
+        if self.scale is None:
             return text + Text("no finished run has one yet", style="dim")
-        lo, hi = (_compact(10**v if series and series.log else v) for v in scale)
+        lo, hi = (_compact(10**v if series and series.log else v) for v in self.scale)
         text.append(f"{lo} ")
         for colour in RAMP:
             text.append("  ", style=f"on {colour}")
         return text + Text(f" {hi}  -- none", style="dim")
 
-    def _cell(self, cell: dict | None, selected: bool, scale=None) -> Text:
+    def _cell(self, key: tuple, selected: bool) -> Text:
+        cell = self.cells.get(key)
         if cell is None:
             return Text(" " * CELL)
         point = cell["point"]
         running = any(r.status == "running" for r in cell["runs"])
         if self.colour != LABEL:
-            body, style = self._value_cell(cell, running, scale)
+            body, style = self._value_cell(key, running)
         elif point is None or not point.labels:
             body, style = (" .  " if running else "    "), "on #303030"
         else:
@@ -188,14 +198,15 @@ class PhaseMap(Widget, can_focus=True):
             style += " reverse"
         return Text(body, style=style) + Text(" ")
 
-    def _value_cell(self, cell: dict, running: bool, scale) -> tuple[str, str]:
-        value = self.cell_value(cell)
+    def _value_cell(self, key: tuple, running: bool) -> tuple[str, str]:
+        value = self.values.get(key)
         if value is None:  # nothing finished, or finished without it (a step never reached)
-            return (" .  " if running else (" -- " if cell["done"] else "    ")), "on #303030"
+            done = self.cells[key]["done"]
+            return (" .  " if running else (" -- " if done else "    ")), "on #303030"
         at = self._axis(value)
-        if scale is None or math.isnan(at):
+        if self.scale is None or math.isnan(at):
             return f"{_compact(value):>4}", "on #303030"
-        lo, hi = scale
+        lo, hi = self.scale
         k = 0 if hi == lo else round((at - lo) / (hi - lo) * (len(RAMP) - 1))
         ink = "black" if k >= 2 else "white"
         return f"{_compact(value):>4}", f"bold {ink} on {RAMP[k]}"
