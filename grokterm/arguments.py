@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from grokterm.backends import BACKENDS
 from grokterm.devices import ENGINES, FORMS, PRECISIONS
 
 DEFAULT_DB = "runs.db"
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=positive, help="the app's workers per sweep")
     _engine_option(parser, "the app's workers' training step: ")
+    _backend_option(parser, "the app's ")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="train a preset's sweep with background workers (resumable)")
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:I (default: auto)")
     run.add_argument("--cohort-size", type=positive, help="most runs trained as one program")
     _engine_option(run)
+    _backend_option(run)
     run.add_argument("--dry-run", action="store_true", help="show the plan; touch nothing")
     run.add_argument(
         "--verbose", action="store_true", help="with --dry-run: every cohort and its runs"
@@ -172,6 +175,20 @@ def _engine_option(p: argparse.ArgumentParser, what: str = "") -> None:
         "--precision", default="float32", choices=PRECISIONS, metavar="PRECISION",
         help="float32 (default) or tf32: a GPU's faster matmuls, which round to about 1e-3 "
         "and can move when a run groks (docs/gpu.md)",
+    )  # fmt: skip
+
+
+def _backend_option(p: argparse.ArgumentParser, whose: str = "") -> None:
+    """--backend and --address: where the workers train."""
+    p.add_argument(
+        "--backend", default="local", choices=BACKENDS, metavar="BACKEND",
+        help=f"where {whose}workers train: local (processes on this machine, the default) or "
+        'ray (Ray actors on a cluster; pip install -e ".[ray]")',
+    )  # fmt: skip
+    p.add_argument(
+        "--address", metavar="HOST:PORT",
+        help="with --backend ray: the cluster to join (auto: the one `ray start` made on this "
+        "node); default: a local Ray instance on this machine",
     )  # fmt: skip
 
 

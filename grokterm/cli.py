@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             from grokterm.tui.app import run_app
 
             return run_app(args.db, args.presets, args.device, args.workers, args.engine,
-                           args.precision)  # fmt: skip
+                           args.precision, args.backend, args.address)  # fmt: skip
         return COMMANDS[args.command](args)
     except (UsageError, SettingError, StoreError) as err:
         print(f"grokterm: {err}", file=sys.stderr)
@@ -84,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         plan = sweeps.plan_sweep(_load_preset(args.preset), args.scale, args.device,
                                  args.workers, args.cohort_size, preview=args.dry_run,
-                                 engine=args.engine, precision=args.precision)  # fmt: skip
+                                 engine=args.engine, precision=args.precision,
+                                 backend=args.backend, address=args.address)  # fmt: skip
     except sweeps.SweepError as err:
         raise UsageError(_option(str(err))) from None
     console = Console()
@@ -107,11 +108,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         p = store.progress(sweep.id)
         console.print(f"resuming sweep {sweep.id}: {p.finished} of {p.runs} runs finished")
     if not store.sweep_finished(sweep.id):
-        workers = sweeps.start(store.path, sweep.id, plan.slots)
+        try:
+            workers = sweeps.start(store.path, sweep.id, plan.slots, plan.backend, plan.address)
+        except sweeps.SweepError as err:
+            raise UsageError(_option(str(err))) from None
+        if plan.backend == "ray":
+            console.print(_ray_line(workers, plan))
         # Ctrl-C while following is a flag the view sees, not an exception raised in the
         # middle of drawing it; while the workers stop, a second one ends the waiting.
+        # SIGTERM (the app's x, for workers this process drives) asks them to stop.
         asked: list[int] = []
         signal.signal(signal.SIGINT, lambda *_: asked.append(1))
+        signal.signal(signal.SIGTERM, lambda *_: workers.stop())
         try:
             outcome = follow(console, store, sweep, workers, lambda: bool(asked))
         finally:
@@ -140,6 +148,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if p.failed else 0
 
 
+def _ray_line(workers, plan) -> str:
+    """Where a Ray sweep trains, and how long joining the cluster took."""
+    nodes = len({slot.node for slot in plan.slots})
+    where = f"the Ray cluster at {plan.address}" if plan.address else "a local Ray instance"
+    return (
+        f"ray: {len(plan.slots)} workers on {nodes} node(s) of {where}, joined in "
+        f"{workers.started_s:.1f} s; worker logs in {workers.log_dir}/"
+    )
+
+
 def _confirmed() -> bool:
     """Asked in a terminal; never where no one can answer (a batch job: --yes)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -164,7 +182,7 @@ def _interrupted(console, workers, sweep_id: int) -> int:
 
 def _option(message: str) -> str:
     """The service names its inputs; the command line names them as options."""
-    for name in ("workers", "device", "backend", "engine", "precision"):
+    for name in ("workers", "device", "backend", "address", "engine", "precision"):
         if message.startswith(f"{name}: "):
             return f"--{message}"
     return message

@@ -29,6 +29,7 @@ class WorkerSlot:
     preview: bool = False  # a GPU planned for where none is visible (a dry run)
     engine: str = "auto"  # how its worker's training step runs (ENGINES)
     precision: str = "float32"  # its matmuls' precision (PRECISIONS)
+    node: str | None = None  # the Ray node its worker is placed on (the Ray backend)
 
 
 def slots_kind(slots: list[WorkerSlot]) -> str:

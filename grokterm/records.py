@@ -170,6 +170,7 @@ class Worker:
     log: str | None = None  # where its output goes
     token: str | None = None  # which process it is (grokterm.processes.token)
     machine: str | None = None  # JSON of grokterm.provenance.machine: what trained here
+    node: str | None = None  # the Ray node it trains on (host/node id); None: this host
 
 
 @dataclass(frozen=True)

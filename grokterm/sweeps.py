@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from grokterm.backends import Backend, open_backend
+from grokterm.backends import BACKENDS, Backend, open_backend
+from grokterm.backends.cluster import ClusterError
 from grokterm.backends.local import signal_workers
 from grokterm.devices import ENGINES, PRECISIONS, WorkerSlot, slots_kind, worker_slots
 from grokterm.planning import plan_on
@@ -29,6 +30,8 @@ class Plan:
     slots: list[WorkerSlot]
     cohorts: list[list[RunSpec]]
     warnings: list[str]  # runs too big for a worker's memory, a CPU estimate past a day
+    backend: str = "local"  # where the workers train (BACKENDS)
+    address: str | None = None  # the Ray cluster's; None: a local instance
 
     @property
     def kind(self) -> str:
@@ -37,18 +40,27 @@ class Plan:
 
 def slots(
     device: str = "auto", workers: int | None = None, preview: bool = False,
-    engine: str = "auto", precision: str = "float32",
+    engine: str = "auto", precision: str = "float32", backend: str = "local",
+    address: str | None = None,
 ) -> list[WorkerSlot]:  # fmt: skip
+    """The worker slots a sweep plans for and starts on: this machine's, or with the
+    Ray backend and an address, the cluster's (joined here to read its nodes)."""
+    if backend not in BACKENDS:
+        raise SweepError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise SweepError("address: a Ray cluster's address needs --backend ray")
     if workers is not None and workers < 1:
         raise SweepError(f"workers: expected a positive integer, got {workers}")
     cores = os.cpu_count() or 1
-    if workers is not None and workers > cores:  # each is a process with torch, ~250 MB
+    if workers is not None and workers > cores and address is None:  # each is a process
         raise SweepError(f"workers: expected at most {cores}, this machine's CPU cores (each "
                          f"worker is a process of its own), got {workers}")  # fmt: skip
     if engine not in ENGINES:
         raise SweepError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     try:
-        on = worker_slots(device, workers, preview)
+        on = _slots_on(backend, address, device, workers, preview)
+    except ClusterError as err:
+        raise SweepError(f"{'address' if address else 'backend'}: {err}") from None
     except ValueError as err:
         raise SweepError(f"device: {err}") from None
     if engine == "graphs" and slots_kind(on) != "cuda":
@@ -60,10 +72,23 @@ def slots(
     return [replace(slot, engine=engine, precision=precision) for slot in on]
 
 
+def _slots_on(backend: str, address: str | None, device: str, workers: int | None,
+              preview: bool) -> list[WorkerSlot]:  # fmt: skip
+    if backend != "ray":
+        return worker_slots(device, workers, preview)
+    from grokterm.backends import cluster
+
+    cluster.import_ray(address is None)  # says how to install Ray where it is not
+    if address is None:
+        return worker_slots(device, workers, preview)  # a local instance: this machine
+    cluster.connect(address)  # a dry run too: the plan is the cluster's
+    return cluster.cluster_slots(device, workers)
+
+
 def plan_sweep(
     preset: Preset, scale: str, device: str = "auto", workers: int | None = None,
     cohort_size: int | None = None, preview: bool = False, engine: str = "auto",
-    precision: str = "float32",
+    precision: str = "float32", backend: str = "local", address: str | None = None,
 ) -> Plan:  # fmt: skip
     """The cohorts a preset at a scale trains on this machine's workers (a preview: on
     a GPU even where none is visible). A figure drawn from other sweeps (fig 1) trains
@@ -75,9 +100,9 @@ def plan_sweep(
         specs = at.expand()
     except PresetError as err:
         raise SweepError(str(err)) from None
-    on = slots(device, workers, preview, engine, precision)
+    on = slots(device, workers, preview, engine, precision, backend, address)
     cohorts, warnings = plan_on(specs, on, cohort_size)
-    return Plan(at, scale, specs, on, cohorts, warnings)
+    return Plan(at, scale, specs, on, cohorts, warnings, backend, address)
 
 
 def open_sweep(store: Store, plan: Plan, fresh: bool = False) -> tuple[Sweep, bool]:
@@ -93,16 +118,22 @@ def find_sweep(store: Store, preset: Preset, scale: str) -> Sweep | None:
     return store.find_sweep(at.name, scale, at.digests()) or store.find_sweep(at.name, scale)
 
 
-def start(db: Path, sweep_id: int, on: list[WorkerSlot], backend: str = "local") -> Backend:
+def start(db: Path, sweep_id: int, on: list[WorkerSlot], backend: str = "local",
+          address: str | None = None) -> Backend:  # fmt: skip
     """Start the sweep's workers; they claim its unfinished cohorts."""
     try:
-        workers = open_backend(backend, Path(db), sweep_id, on)
-    except ValueError as err:
+        workers = open_backend(backend, Path(db), sweep_id, on, address)
+        workers.start()
+    except ValueError as err:  # a Ray cluster that cannot be joined, too
         raise SweepError(f"backend: {err}") from None
-    workers.start()
     return workers
 
 
-def stop(store: Store, sweep_id: int) -> int:
-    """Ask every running worker of the sweep to checkpoint and stop; how many were asked."""
-    return signal_workers(store, sweep_id)
+def stop(store: Store, sweep_id: int, own: Backend | None = None) -> int:
+    """Ask every running worker of the sweep to checkpoint and stop, `own`'s (the
+    workers this process drives) too; how many were asked."""
+    asked = signal_workers(store, sweep_id)
+    if own is not None and not own.outlives_head:
+        asked += own.alive()
+        own.stop()
+    return asked

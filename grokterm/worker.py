@@ -117,26 +117,28 @@ class Worker:
                         break
                     time.sleep(POLL_S)  # others are training; their lease may lapse
                     continue
-                self.attempt(job)
+                attempt(self, job)
         self.sink.worker_exit(self.id, "stopped" if self.stopping else "finished")
 
-    def attempt(self, job: Assignment) -> None:
-        """Train a claimed cohort; any error is the cohort's, recorded and retried (the
-        traceback goes to this worker's log)."""
+
+def attempt(worker: Worker, job: Assignment) -> None:
+    """Train a claimed cohort; any error is the cohort's, recorded and retried (the
+    traceback goes to the worker's output). `worker` is a Worker or the Ray backend's
+    remote one: a sink, an id, a device, an engine, and `stopping`."""
+    try:
+        CohortJob(worker, job).run()
+    except LostCohort:
+        pass  # another worker took it over while we were silent; it carries on
+    except Exception as err:  # noqa: BLE001
+        traceback.print_exc()
+        error = f"{type(err).__name__}: {err}"
         try:
-            CohortJob(self, job).run()
+            final = worker.sink.fail_cohort(job.cohort_id, worker.id, error, MAX_ATTEMPTS)
         except LostCohort:
-            pass  # another worker took it over while we were silent; it carries on
-        except Exception as err:  # noqa: BLE001
-            traceback.print_exc()
-            error = f"{type(err).__name__}: {err}"
-            try:
-                final = self.sink.fail_cohort(job.cohort_id, self.id, error, MAX_ATTEMPTS)
-            except LostCohort:
-                return
-            tries = f"attempt {job.attempts + 1} of {MAX_ATTEMPTS}"
-            print(f"cohort {job.cohort_id} failed ({tries}){', for good' if final else ''}: {error}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            return
+        tries = f"attempt {job.attempts + 1} of {MAX_ATTEMPTS}"
+        print(f"cohort {job.cohort_id} failed ({tries}){', for good' if final else ''}: {error}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 class CohortJob:

@@ -111,3 +111,17 @@ def patch_on_import(directory: Path, module: str, patch: str) -> dict:
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     return write_preset(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    """test_faults' SLOW sweep trained straight through on the local backend: the
+    curves every interrupted or remote training of it must match."""
+    from test_faults import SLOW, curves
+
+    directory = tmp_path_factory.mktemp("straight")
+    preset = write_preset(directory, SLOW, "slow.toml")
+    assert grokterm("run", str(preset), "--workers", "2", cwd=directory).returncode == 0
+    result = curves(directory / "runs.db")
+    assert len(result) == 4 * 31 + 1
+    return result

@@ -57,16 +57,6 @@ def curves(db) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("straight")
-    preset = write_preset(directory, SLOW, "slow.toml")
-    assert grokterm("run", str(preset), "--workers", "2", cwd=directory).returncode == 0
-    result = curves(directory / "runs.db")
-    assert len(result) == 4 * 31 + 1
-    return result
-
-
 def wait_for(predicate, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

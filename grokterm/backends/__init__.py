@@ -2,7 +2,8 @@
 
 A backend starts workers for a sweep on worker slots; the workers claim cohorts and
 report through a sink, so the backend itself only starts, watches and stops them.
-`local` (the default) is a pool of processes on this machine."""
+`local` (the default) is a pool of processes on this machine; `ray` is one Ray actor
+per slot on a Ray cluster (or a local instance), driven by this process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Protocol
 
 from grokterm.devices import WorkerSlot
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray")
 
 
 class Backend(Protocol):
@@ -39,10 +40,22 @@ class Backend(Protocol):
     def log_dir(self) -> Path:
         """Where the workers' output is, for a user to read."""
 
+    @property
+    def outlives_head(self) -> bool:
+        """Whether its workers keep training when this process exits (local: they are
+        processes of their own; Ray: the actors end with the head that drives them)."""
 
-def open_backend(name: str, db: Path, sweep_id: int, slots: list[WorkerSlot]) -> Backend:
+
+def open_backend(name: str, db: Path, sweep_id: int, slots: list[WorkerSlot],
+                 address: str | None = None) -> Backend:  # fmt: skip
+    """The workers of a sweep on a backend; `address`: the Ray cluster's (None: a
+    local instance)."""
     if name == "local":
         from grokterm.backends.local import LocalPool
 
         return LocalPool(db, sweep_id, slots)
+    if name == "ray":
+        from grokterm.backends.ray_pool import RayPool
+
+        return RayPool(db, sweep_id, slots, address)
     raise ValueError(f"expected one of {', '.join(BACKENDS)}, got {name!r}")

@@ -46,6 +46,8 @@ class LocalPool:
         self.respawns = [0] * len(slots)
         self.stopped = 0  # workers that stopped when asked (by us, the app's x, anyone)
 
+    outlives_head = True
+
     @property
     def log_dir(self) -> Path:
         return log_dir(self.db)
@@ -100,8 +102,8 @@ def signal_workers(store: Store, sweep_id: int) -> int:
     whose process is gone is marked lost."""
     host, asked = socket.gethostname(), 0
     for w in store.workers(sweep_id):
-        if w.status != "running" or w.host != host:
-            continue
+        if w.status != "running" or w.host != host or w.pid == os.getpid():
+            continue  # this process's own (a Ray backend's) it stops itself
         live = processes.token(w.pid)
         if live is None or w.token is None or live != w.token:
             store.worker_exit(w.id, "lost")  # gone, or its PID is another process's now

@@ -309,15 +309,18 @@ class Store(Connection):
     # -- workers ----------------------------------------------------------------------
 
     def register_worker(self, sweep_id: int, device: str, log: str | None = None,
-                        token: str | None = None, machine: dict | None = None) -> int:  # fmt: skip
+                        token: str | None = None, machine: dict | None = None,
+                        node: str | None = None) -> int:  # fmt: skip
         """This process as a worker of the sweep (token: which process it is, to signal;
-        machine: what it trains on, grokterm.provenance.machine)."""
+        machine: what it trains on, grokterm.provenance.machine). A Ray worker is
+        registered by the head that drives it, with the node it runs on."""
         now, found = self.clock(), json.dumps(machine) if machine else None
-        values = (os.getpid(), socket.gethostname(), device, sweep_id, now, now, log, token, found)
+        values = (os.getpid(), socket.gethostname(), device, sweep_id, now, now, log, token,
+                  found, node)  # fmt: skip
         with self._write():
             return self.conn.execute(
                 "INSERT INTO workers (pid, host, device, sweep_id, status, started, heartbeat, log,"
-                " token, machine) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                " token, machine, node) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 values,
             ).lastrowid
 

@@ -30,8 +30,8 @@ SCHEMA_VERSION = 1
 ADDED = {
     "cohorts": {"attempts": "INTEGER NOT NULL DEFAULT 0", "error": "TEXT"},
     "runs": {"extras": "TEXT", "error": "TEXT"},  # runs.extras: latest non-core series
-    # token: processes.token; machine: grokterm.provenance's JSON
-    "workers": {"error": "TEXT", "log": "TEXT", "token": "TEXT", "machine": "TEXT"},
+    # token: processes.token; machine: grokterm.provenance's JSON; node: a Ray node
+    "workers": {"error": "TEXT", "log": "TEXT", "token": "TEXT", "machine": "TEXT", "node": "TEXT"},
 }
 
 
