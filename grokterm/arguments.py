@@ -158,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", nargs="+", choices=FORMS, metavar="ENGINE",
         help="engines to time (default: every one the device runs)",
     )  # fmt: skip
+    bench.add_argument(
+        "--backends", action="store_true",
+        help="instead: a 16-run sweep's wall time on the local backend against the Ray "
+        'backend (a local Ray instance; pip install -e ".[ray]")',
+    )  # fmt: skip
+    bench.add_argument("--workers", type=positive, default=2, help="with --backends (default: 2)")
+    bench.add_argument(
+        "--rounds",
+        type=positive,
+        default=2,
+        help="with --backends: alternating rounds (default: 2)",
+    )
     return parser
 
 

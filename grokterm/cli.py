@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from grokterm.tui.app import run_app
 
+            if args.backend == "ray" or args.address:  # Ray installed, the cluster there
+                _check_slots(args)
+
             return run_app(args.db, args.presets, args.device, args.workers, args.engine,
                            args.precision, args.backend, args.address)  # fmt: skip
         return COMMANDS[args.command](args)
@@ -44,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `grokterm export --csv - | head`
         sys.stderr.close()
         return 0
+
+
+def _check_slots(args: argparse.Namespace) -> None:
+    from grokterm import sweeps
+
+    try:
+        sweeps.slots(args.device, args.workers, engine=args.engine, precision=args.precision,
+                     backend=args.backend, address=args.address)  # fmt: skip
+    except sweeps.SweepError as err:
+        raise UsageError(_option(str(err))) from None
 
 
 def _open_store(path: str, write: bool = False):
@@ -306,6 +319,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.backends:
+        from grokterm.backends.cluster import ClusterError
+        from grokterm.bench_backends import bench_backends
+
+        try:
+            return bench_backends(args.workers, args.rounds, lambda line: print(line, flush=True))
+        except ClusterError as err:
+            raise UsageError(f"bench --backends: {err}") from None
     import torch
 
     from grokterm.bench import bench_case

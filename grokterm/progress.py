@@ -127,7 +127,7 @@ def workers_table(workers: list[Worker]) -> Table:
         if w.cohort_id and rate and steps:
             eta = str(timedelta(seconds=int((steps - (w.step or 0)) / rate)))
         table.add_row(
-            f"{w.id} (pid {w.pid})", w.device,
+            f"{w.id} ({w.node or f'pid {w.pid}'})", w.device,
             f"#{w.cohort_id} ({w.cohort_runs} runs)" if w.cohort_id else "waiting",
             f"{w.step or 0}/{steps}" if steps else "", f"{rate:.1f}" if rate else "",
             eta, f"{now - w.heartbeat:.0f}s ago",

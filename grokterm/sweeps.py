@@ -118,14 +118,23 @@ def find_sweep(store: Store, preset: Preset, scale: str) -> Sweep | None:
     return store.find_sweep(at.name, scale, at.digests()) or store.find_sweep(at.name, scale)
 
 
+def open_workers(db: Path, sweep_id: int, on: list[WorkerSlot], backend: str = "local",
+                 address: str | None = None) -> Backend:  # fmt: skip
+    """The sweep's workers on a backend, not yet started."""
+    try:
+        return open_backend(backend, Path(db), sweep_id, on, address)
+    except ValueError as err:
+        raise SweepError(f"backend: {err}") from None
+
+
 def start(db: Path, sweep_id: int, on: list[WorkerSlot], backend: str = "local",
           address: str | None = None) -> Backend:  # fmt: skip
     """Start the sweep's workers; they claim its unfinished cohorts."""
+    workers = open_workers(db, sweep_id, on, backend, address)
     try:
-        workers = open_backend(backend, Path(db), sweep_id, on, address)
         workers.start()
-    except ValueError as err:  # a Ray cluster that cannot be joined, too
-        raise SweepError(f"backend: {err}") from None
+    except ValueError as err:  # a Ray cluster that cannot be joined
+        raise SweepError(f"{'address' if address else 'backend'}: {err}") from None
     return workers
 
 

@@ -15,6 +15,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # test clusters
 ray = pytest.importorskip("ray", reason='the Ray extra is not installed (pip install -e ".[ray]")')
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from grokterm import sweeps  # noqa: E402
+
 # Node death noticed within seconds, not Ray's default half a minute.
 FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                "health_check_timeout_ms": 500, "health_check_failure_threshold": 3}  # fmt: skip
@@ -129,9 +131,10 @@ def ray_processes() -> set[int]:
     return pids
 
 
-def test_a_killed_head_reattaches_and_a_local_instance_serves_loopback_only(
+def test_the_head_stopped_by_x_then_killed_then_run_again_finishes_the_sweep(
     tmp_path, uninterrupted
 ):
+    """Also: a local instance serves loopback only, and no dashboard."""
     preset = write_preset(tmp_path, SLOW, "slow.toml")
     db = tmp_path / "runs.db"
     before = ray_processes()
@@ -148,6 +151,19 @@ def test_a_killed_head_reattaches_and_a_local_instance_serves_loopback_only(
     dashboards = [c for c in commands if b"dashboard.py" in c]
     assert all(b"--disable-frontend" in c for c in dashboards)
     assert not any(a.endswith(":2031") for a in addresses)  # 8265, Ray's dashboard port
+    gcs = [p for p in ours if b"gcs_server" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert gcs and b"RAY_AUTH_MODE=token" in Path(f"/proc/{gcs[0]}/environ").read_bytes()
+    # the app's x: the workers' rows name the head that drives them, which is signalled
+    assert read(db, lambda store: sweeps.stop(store, 1)) == 2
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "asked to stop" in out, out
+    cohorts = read(db, lambda store: store.cohorts(1))
+    assert {c.status for c in cohorts} <= {"queued", "done"}
+    assert any(c.checkpoint and 0 < c.step < 1500 for c in cohorts)
+
+    proc = popen_grokterm("run", str(preset), "--workers", "2", "--backend", "ray", cwd=tmp_path)
+    wait_for(lambda: read(db, lambda store: len(store.workers(1)) > 2))
+    wait_for(lambda: read(db, checkpointed_mid_cohort))
     proc.send_signal(signal.SIGKILL)  # the head: no checkpoint, no goodbye
     proc.wait()
     result = grokterm("run", str(preset), "--workers", "2", "--backend", "ray", cwd=tmp_path)
@@ -173,3 +189,33 @@ def test_an_address_without_the_ray_backend_is_refused(tmp_path, tiny):
     result = grokterm("run", str(tiny), "--address", "auto", cwd=tmp_path)
     assert result.returncode == 2
     assert "--address: a Ray cluster's address needs --backend ray" in result.stderr
+
+
+async def test_the_app_trains_on_ray_shows_each_workers_node_and_x_stops_them(tmp_path):
+    from test_app import settle, shown_text, slow_presets, wait_until
+
+    from grokterm.store import Store
+    from grokterm.tui.app import GroktermApp
+
+    app = GroktermApp(tmp_path / "runs.db", slow_presets(tmp_path), device="cpu", workers=2,
+                      backend="ray")  # fmt: skip
+    store = Store.reader(tmp_path / "runs.db")
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await settle(pilot)
+            await pilot.press("l")  # launch: a local Ray instance starts in a thread
+            await wait_until(pilot, lambda: any(w.cohort_id for w in store.workers(1)))
+            workers = app.screen.query_one("#workers")
+            await wait_until(pilot, lambda: "cohort" in shown_text(workers))
+            assert re.search(r"worker \d+ cpu on \S+/[0-9a-f]{8}: cohort 1 step", shown_text(workers))
+            await pilot.press("w")
+            await settle(pilot)
+            await pilot.press("x")  # the app stops the workers it drives itself
+            app.pools[1].wait(60)
+            assert not app.pools[1].alive()
+            assert {w.status for w in store.workers(1)} == {"stopped"}
+            cohort = store.cohorts(1)[0]
+            assert cohort.status == "queued" and cohort.step > 0 and cohort.checkpoint
+            await pilot.press("q")  # nothing running: quits without asking
+    finally:
+        ray.shutdown()

@@ -32,8 +32,9 @@ class ClusterError(ValueError):
 def import_ray(local: bool):
     """Ray, or ClusterError saying how to install it. A local instance only ever
     listens on loopback (set before Ray is first imported in this process)."""
-    if local:  # and sends Ray's usage statistics nowhere
+    if local:  # with Ray's token authentication on; usage statistics sent nowhere
         os.environ.setdefault(LOOPBACK, "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray

@@ -41,6 +41,7 @@ class RayPool:
         self.address = address
         self.asked = threading.Event()  # stop: checkpoint, hand cohorts back
         self.drivers: list[ActorDriver] = []
+        self.starting = True  # until the cluster is joined (the app joins in a thread)
         self.started_s = 0.0  # how long joining the cluster took
 
     outlives_head = False
@@ -51,7 +52,11 @@ class RayPool:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.started_s = connect(self.address, len(self.slots))
+        self.starting = True
+        try:
+            self.started_s = connect(self.address, len(self.slots))
+        finally:
+            self.starting = False
         shares = Counter((s.node, s.device) for s in self.slots)
         self.drivers = [
             ActorDriver(self, i, slot, 1 / shares[slot.node, slot.device])
@@ -68,7 +73,8 @@ class RayPool:
         return sum(d.end == "stopped" for d in self.drivers)
 
     def alive(self) -> int:
-        return sum(d.is_alive() for d in self.drivers)
+        """Its slots' threads still running (all of them while the cluster is joined)."""
+        return len(self.slots) if self.starting else sum(d.is_alive() for d in self.drivers)
 
     def stop(self) -> None:
         self.asked.set()

@@ -66,13 +66,15 @@ class GroktermApp(App):
 
     def __init__(self, db: str | Path = "runs.db", presets: str | Path = "presets",
                  device: str = "auto", workers: int | None = None, engine: str = "auto",
-                 precision: str = "float32"):  # fmt: skip
+                 precision: str = "float32", backend: str = "local",
+                 address: str | None = None):  # fmt: skip
         super().__init__()
         self.db = Path(db)
         self.store = Store(self.db)  # the UI thread's own, for launching and stopping
         self.presets_dir = Path(presets)
         self.device, self.n_workers = device, workers
         self.engine, self.precision = engine, precision
+        self.backend, self.address = backend, address  # where launched sweeps train
         self.pools: dict[int, Backend] = {}  # workers this app started, by sweep
 
     def on_mount(self) -> None:
@@ -86,7 +88,8 @@ class GroktermApp(App):
 
     def slots(self):
         return sweeps.slots(self.device, self.n_workers, engine=self.engine,
-                            precision=self.precision)  # fmt: skip
+                            precision=self.precision, backend=self.backend,
+                            address=self.address)  # fmt: skip
 
     def in_thread(self, work, name: str, group: str) -> Worker:
         """Run a read in a thread worker of the app's (the newest of its group wins), so
@@ -109,7 +112,8 @@ class GroktermApp(App):
             return
         try:
             plan = sweeps.plan_sweep(preset, scale, self.device, self.n_workers,
-                                     engine=self.engine, precision=self.precision)  # fmt: skip
+                                     engine=self.engine, precision=self.precision,
+                                     backend=self.backend, address=self.address)  # fmt: skip
         except sweeps.SweepError as err:
             self.notify(str(err), severity="error")
             return
@@ -127,13 +131,25 @@ class GroktermApp(App):
             self.notify(f"sweep {sweep_id} is finished")
         elif pool is None or not pool.alive():
             try:
-                self.pools[sweep_id] = sweeps.start(self.db, sweep_id, self.slots())
+                pool = sweeps.open_workers(self.db, sweep_id, self.slots(), self.backend,
+                                           self.address)  # fmt: skip
             except sweeps.SweepError as err:
                 self.notify(str(err), severity="error")
+            else:
+                self.pools[sweep_id] = pool
+                self._start(pool, sweep_id)
         self.open_sweep(sweep_id)
 
+    def _start(self, pool: Backend, sweep_id: int) -> None:
+        """Local workers start at once; a Ray cluster is joined (a local instance takes
+        seconds to start) in a thread, whose failure the handler above shows."""
+        if pool.outlives_head:
+            pool.start()
+        else:
+            self.in_thread(pool.start, f"starting sweep {sweep_id}'s Ray workers", "start")
+
     def stop_sweep(self, sweep_id: int) -> None:
-        asked = sweeps.stop(self.store, sweep_id)
+        asked = sweeps.stop(self.store, sweep_id, self.pools.get(sweep_id))
         self.notify(f"asked {asked} worker(s) of sweep {sweep_id} to checkpoint and stop")
 
     def open_sweep(self, sweep_id: int) -> None:
@@ -189,14 +205,23 @@ class GroktermApp(App):
         def chosen(choice: str | None) -> None:
             if choice == "stop":
                 for sweep_id in running:
-                    sweeps.stop(self.store, sweep_id)
+                    sweeps.stop(self.store, sweep_id, self.pools.get(sweep_id))
             if choice in ("stop", "leave"):
+                self._stop_own()
                 self.exit()
 
         self.push_screen(QuitScreen(sum(running.values())), chosen)
 
     async def action_quit(self) -> None:  # ctrl+q and the palette's Quit ask too
         self.action_quit_app()
+
+    def _stop_own(self) -> None:
+        """Workers that end with the app (Ray's, which it drives) checkpoint first."""
+        own = [pool for pool in self.pools.values() if not pool.outlives_head and pool.alive()]
+        for pool in own:
+            pool.stop()
+        for pool in own:
+            pool.wait(60)
 
     def _running_sweeps(self) -> dict[int, int]:
         """Sweep id -> its workers running on this host, proven alive by their token."""
@@ -210,7 +235,8 @@ class GroktermApp(App):
 
 
 def run_app(db: str, presets: str, device: str, workers: int | None, engine: str = "auto",
-            precision: str = "float32") -> int:  # fmt: skip
+            precision: str = "float32", backend: str = "local",
+            address: str | None = None) -> int:  # fmt: skip
     check_file(db, create=True)  # a bad store is one line, before the app opens it
-    GroktermApp(db, presets, device, workers, engine, precision).run()
+    GroktermApp(db, presets, device, workers, engine, precision, backend, address).run()
     return 0

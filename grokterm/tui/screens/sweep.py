@@ -275,8 +275,9 @@ class SweepScreen(PollingScreen):
 def _worker_line(w: Worker) -> str:
     rate = f"{w.steps_per_sec:.0f} steps/s" if w.steps_per_sec else ""
     where = f"cohort {w.cohort_id} step {w.step}/{w.cohort_steps}" if w.cohort_id else "waiting"
+    device = f"{w.device} on {w.node}" if w.node else w.device  # a Ray worker's node
     return (
-        f"worker {w.id} {w.device}: {where} {rate} (heartbeat {time.time() - w.heartbeat:.0f}s ago)"
+        f"worker {w.id} {device}: {where} {rate} (heartbeat {time.time() - w.heartbeat:.0f}s ago)"
     )
 
 
