@@ -41,7 +41,9 @@ def actors(log_dir: Path) -> dict[int, tuple[int, str]]:
     """Worker id -> (actor pid, node) from the Ray workers' logs."""
     found = {}
     for log in log_dir.glob("*-ray-*.log"):
-        for worker, pid, node in re.findall(r"worker (\d+): actor pid (\d+) on (\S+)", log.read_text()):
+        for worker, pid, node in re.findall(
+            r"worker (\d+): actor pid (\d+) on (\S+)", log.read_text()
+        ):
             found[int(worker)] = (int(pid), node)
     return found
 
@@ -79,10 +81,12 @@ def test_an_actor_killed_then_a_node_removed_lose_and_duplicate_nothing(
 
     def training(node_id: str):
         """A worker on the node mid-cohort, past a checkpoint."""
+
         def look(store):
             cohorts = {c.id for c in checkpointed_mid_cohort(store)}
             return next((w.id for w in store.workers(1) if w.cohort_id in cohorts and
                          w.status == "running" and node_id[:8] in w.node), None)  # fmt: skip
+
         return read(db, look)
 
     def lost(worker_id: int) -> bool:
@@ -144,10 +148,16 @@ def test_the_head_stopped_by_x_then_killed_then_run_again_finishes_the_sweep(
     ours = ray_processes() - before
     addresses = listening(ours)
     assert addresses, "the local instance listens somewhere"
-    loopback = ("0100007F:", "0000000000000000FFFF00000100007F:", "00000000000000000000000001000000:")
+    loopback = (
+        "0100007F:",
+        "0000000000000000FFFF00000100007F:",
+        "00000000000000000000000001000000:",
+    )
     assert all(a.startswith(loopback) for a in addresses), addresses
     # no dashboard: at most Ray's head process without its web frontend, serving nothing
-    commands = [Path(f"/proc/{p}/cmdline").read_bytes() for p in ours if Path(f"/proc/{p}").exists()]
+    commands = [
+        Path(f"/proc/{p}/cmdline").read_bytes() for p in ours if Path(f"/proc/{p}").exists()
+    ]
     dashboards = [c for c in commands if b"dashboard.py" in c]
     assert all(b"--disable-frontend" in c for c in dashboards)
     assert not any(a.endswith(":2031") for a in addresses)  # 8265, Ray's dashboard port
@@ -207,7 +217,9 @@ async def test_the_app_trains_on_ray_shows_each_workers_node_and_x_stops_them(tm
             await wait_until(pilot, lambda: any(w.cohort_id for w in store.workers(1)))
             workers = app.screen.query_one("#workers")
             await wait_until(pilot, lambda: "cohort" in shown_text(workers))
-            assert re.search(r"worker \d+ cpu on \S+/[0-9a-f]{8}: cohort 1 step", shown_text(workers))
+            assert re.search(
+                r"worker \d+ cpu on \S+/[0-9a-f]{8}: cohort 1 step", shown_text(workers)
+            )
             await pilot.press("w")
             await settle(pilot)
             await pilot.press("x")  # the app stops the workers it drives itself

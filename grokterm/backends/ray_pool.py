@@ -15,11 +15,13 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from grokterm import processes
 from grokterm.backends import local
 from grokterm.backends.cluster import connect, import_ray
+from grokterm.backends.remote import WRITES, Call, RemoteWorker
 from grokterm.devices import WorkerSlot
 from grokterm.records import Assignment
 from grokterm.settings import SECONDS
@@ -119,8 +121,6 @@ class ActorDriver(threading.Thread):
     def _start_actor(self, store: Store):
         """A new actor for the slot and its worker id; None if it died starting; or why
         the slot ends: "stopped", "finished", or "failing" (no node took it in START_S)."""
-        from grokterm.backends.remote import RemoteWorker
-
         ray, slot = self.ray, self.slot
         cuda = slot.device.startswith("cuda")
         # The head's GROKTERM_* settings (how often to flush, checkpoint) hold on every node.
@@ -202,7 +202,7 @@ class ActorDriver(threading.Thread):
             except ray.exceptions.RayError as err:
                 return _first_line(err)
             self._write(output)
-            lost = self._apply(store, calls)
+            lost = apply_calls(store, calls, self._write)
             store.beat(worker_id)
             if (lost or self.pool.asked.is_set()) and not asked_stop:
                 actor.stop.remote()  # it checkpoints and hands the cohort back
@@ -214,28 +214,27 @@ class ActorDriver(threading.Thread):
                     return _first_line(err)
                 return None
 
-    def _apply(self, store: Store, calls) -> bool:
-        """Make the actor's queued store calls, in order; True if the cohort was taken
-        over by another worker meanwhile (the head was silent past the lease)."""
-        from grokterm.backends.remote import WRITES
-
-        lost = False
-        for name, args in calls:
-            if name not in WRITES:
-                raise ValueError(f"a remote worker asked for {name!r}")
-            try:
-                final = getattr(store, name)(*args)
-            except LostCohort:
-                lost = True
-                continue
-            if name == "fail_cohort" and final:
-                self._write(f"cohort {args[0]} failed for good: {args[2]}\n")
-        return lost
-
     def _write(self, text: str) -> None:
         if text:
             with open(self.log, "a") as out:
                 out.write(text)
+
+
+def apply_calls(store: Store, calls: list[Call], note: Callable[[str], None]) -> bool:
+    """Make a remote worker's queued store calls, in order; True if its cohort was
+    taken over by another worker meanwhile (the head was silent past the lease)."""
+    lost = False
+    for name, args in calls:
+        if name not in WRITES:
+            raise ValueError(f"a remote worker asked for {name!r}")
+        try:
+            final = getattr(store, name)(*args)
+        except LostCohort:
+            lost = True
+            continue
+        if name == "fail_cohort" and final:
+            note(f"cohort {args[0]} failed for good: {args[2]}\n")
+    return lost
 
 
 def _first_line(err: Exception) -> str:

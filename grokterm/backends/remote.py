@@ -86,9 +86,11 @@ class RemoteWorker:
     """One worker slot's process on a node: train() runs one cohort to its end or to a
     stop, while drain() and stop() come in on the actor's other threads."""
 
-    def __init__(self, device: str, threads: int, engine: str, precision: str):
+    def __init__(self, device: str, threads: int, engine: str, precision: str,
+                 capture: bool = True):  # fmt: skip
         self.output = Output()
-        sys.stdout = sys.stderr = self.output
+        if capture:  # the actor's process is its own: all its output is the worker's
+            sys.stdout = sys.stderr = self.output
         self.device, self.engine, self.threads = device, engine, threads
         self.tf32 = precision == "tf32"
         self._configure()
