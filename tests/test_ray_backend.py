@@ -4,6 +4,7 @@ an actor killed, a node removed, the head killed: nothing lost, nothing duplicat
 
 import os
 import re
+import secrets
 import signal
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from conftest import grokterm, popen_grokterm, write_preset
 from test_faults import SLOW, checkpointed_mid_cohort, curves, read, started, wait_for
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # test clusters: loopback
+# Every test cluster with token authentication on, as grokterm's local instance has it,
+# and one token for this process and the CLIs it starts. Set before Ray is imported: the
+# process reads its authentication mode once, so a later cluster would disagree with it.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 ray = pytest.importorskip("ray", reason='the Ray extra is not installed (pip install -e ".[ray]")')
 from ray.cluster_utils import Cluster  # noqa: E402
 
@@ -102,8 +108,8 @@ def test_an_actor_killed_then_a_node_removed_lose_and_duplicate_nothing(
     assert proc.returncode == 0, out
     assert curves(db) == uninterrupted
     workers = read(db, lambda store: store.workers(1))
-    lost = [w for w in workers if w.status == "lost"]
-    assert len(lost) >= 2 and all(w.error for w in lost)  # the killed actor and the node's
+    gone = [w for w in workers if w.status == "lost"]
+    assert len(gone) >= 2 and all(w.error for w in gone)  # the killed actor and the node's
 
 
 def listening(pids: set[int]) -> list[str]:
