@@ -93,11 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="train even where the plan warns (memory beyond a worker's, more than a day)",
     )  # fmt: skip
 
-    export = sub.add_parser("export", help="a sweep's runs (or metrics) as CSV")
+    export = sub.add_parser("export", help="a sweep's runs (or metrics) as CSV or Parquet")
     _db_option(export)
     export.add_argument("--sweep", help="sweep id or name (default: the newest)")
-    export.add_argument("--csv", required=True, metavar="PATH", help="output file, or - for stdout")
-    export.add_argument("--metrics", action="store_true", help="one row per (run, step)")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--csv", metavar="PATH", help="a CSV file, or - for stdout")
+    target.add_argument("--out", metavar="PATH", help="a file (or -) in --format")
+    export.add_argument("--format", choices=("csv", "parquet"),
+                        help="of --out (default: parquet for a .parquet file, else csv)")  # fmt: skip
+    export.add_argument("--metrics", action="store_true",
+                        help="one row per (run, step), a column per logged series")  # fmt: skip
 
     show = sub.add_parser("show", help="draw a sweep's figure and check the paper's claims")
     show.add_argument(
@@ -113,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric", help="the series to plot: averaged in a final plot, beside accuracy in a "
         "curves plot (default: the preset's; val_acc or norm)",
     )  # fmt: skip
+    show.add_argument("--out", metavar="FILE",
+                      help="also write the figure for a paper (.png, .svg or .pdf, with "
+                      "matplotlib) and its claims as FILE.claims.md")  # fmt: skip
     show.add_argument(
         "--with",
         dest="pool",

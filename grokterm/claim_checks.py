@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
-from grokterm import analysis, labels
+from grokterm import analysis, labels, wording
 from grokterm.labels import VAL_MARGIN
 from grokterm.records import Run
 
@@ -45,7 +45,9 @@ def points(runs, where: dict | None = None, value=None, bounds=(0.0, 1.0)) -> li
     accuracy's by default: a t interval of two seeds can reach below 0)."""
     found = analysis.aggregate(matching(runs, where), value)
     if not found:
-        raise NoData(f"no finished runs with {where}" if where else "no finished runs")
+        raise NoData(
+            f"no finished runs with {wording.where(where)}" if where else "no finished runs"
+        )
     lo, hi = bounds
     return [replace(p, low=max(p.low, lo), high=min(p.high, hi)) for p in found]
 
@@ -318,7 +320,7 @@ def bumps(claim, runs) -> Check:
     status = REPRODUCED if with_bumps >= claim.min_runs else NOT_REPRODUCED
     return (
         status,
-        f"{with_bumps} of {len(found)} runs show bumps (counts {counts})",
+        f"{with_bumps} of {len(found)} runs show bumps (per run: {', '.join(map(str, counts))})",
         (f"{with_bumps} of {len(found)} seeds"),
         f"{with_bumps - claim.min_runs:+d} runs from the bound",
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
-from grokterm import analysis, claim_checks
+from grokterm import analysis, claim_checks, wording
 from grokterm.claim_checks import NO_DATA, NOT_REPRODUCED, OPS, REPRODUCED, UNCERTAIN
 from grokterm.records import Run
 from grokterm.series import unknown as unknown_series
@@ -151,7 +151,7 @@ def _emergence_ratio(claim, runs):
     status = NOT_REPRODUCED if False in holds else NO_DATA if None in holds else REPRODUCED
     return (
         status,
-        f"single-task size {single:.0f} params; " + "; ".join(parts),
+        f"single-task size {wording.count(single)} parameters; " + "; ".join(parts),
         _best_seed(runs),
         "",
     )
@@ -166,15 +166,18 @@ def _emergence_compare(claim, runs):
     large, largest = _emergence(runs, claim.larger)
     if small is None and large is None:
         raise claim_checks.NoData(
-            f"neither {claim.smaller} nor {claim.larger} emerged at the sizes run"
+            f"neither {wording.where(claim.smaller)} nor {wording.where(claim.larger)} "
+            "emerged at the sizes run"
         )
+    smaller, larger = wording.where(claim.smaller), wording.where(claim.larger)
     if small is None:
-        return NOT_REPRODUCED, f"{claim.smaller} never emerged", _best_seed(runs), ""
+        return NOT_REPRODUCED, f"{smaller}: never emerged", _best_seed(runs), ""
     if large is None:
-        return (REPRODUCED, f"{claim.smaller} emerged at {small:.0f} params, {claim.larger} not "
-                f"up to {largest:.0f}", _best_seed(runs), "")  # fmt: skip
+        return (REPRODUCED, f"{smaller}: emerged at {wording.count(small)} parameters; {larger}: "
+                f"not up to {wording.count(largest)}", _best_seed(runs), "")  # fmt: skip
     status = REPRODUCED if small < large else NOT_REPRODUCED
-    return status, f"emergence at {small:.0f} vs {large:.0f} params", _best_seed(runs), ""
+    return (status, f"emergence at {wording.count(small)} parameters ({smaller}) vs "
+            f"{wording.count(large)} ({larger})", _best_seed(runs), "")  # fmt: skip
 
 
 def _best_seed(runs: Sequence[Run]) -> str:

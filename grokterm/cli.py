@@ -204,14 +204,19 @@ def _option(message: str) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from grokterm.export import ExportError, export_to
 
+    option, target = ("--csv", args.csv) if args.csv else ("--out", args.out)
+    form = args.format or ("parquet" if str(target).endswith(".parquet") else "csv")
+    if args.csv and form != "csv":
+        raise UsageError(f"--format: --csv writes CSV; use --out {target} for {form}")
     store = _open_store(args.db)
     sweep = _pick_sweep(store, args.sweep)
     try:
-        n = export_to(store, sweep, args.csv, args.metrics)
+        n = export_to(store, sweep, target, args.metrics, form)
     except ExportError as err:
-        raise UsageError(f"--csv: {err}") from None
-    if args.csv != "-":
-        print(f"wrote {n} rows of sweep {sweep.id} ({sweep.name}) to {args.csv}", file=sys.stderr)
+        raise UsageError(f"{option}: {err}") from None
+    if target != "-":
+        print(f"wrote {n} rows of sweep {sweep.id} ({sweep.name}) to {target} ({form})",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -227,6 +232,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from grokterm.report import ReportError, report, stored_preset
     from grokterm.series import unknown as unknown_series
 
+    if args.out:
+        _paper_target(args.out)
     store = _open_store(args.db)
     size = (args.width or min(shutil.get_terminal_size().columns, 120), args.height)
     if args.sweep and args.sweep.endswith(".toml"):
@@ -265,7 +272,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(Text.from_ansi(shown.figure), soft_wrap=True)
     if shown.claims:
         console.print(claims_table(shown.claims))
+    if args.out:
+        from grokterm import paper
+
+        figure, claims = paper.write(shown, args.out)
+        print(f"wrote {figure} and {claims}", file=sys.stderr)
     return 0
+
+
+def _paper_target(out: str) -> None:
+    """Said before anything is drawn: a file the figure cannot be written to."""
+    from grokterm.paper import PaperError, check_target
+
+    try:
+        check_target(out)
+    except PaperError as err:
+        raise UsageError(f"--out: {err}") from None
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:

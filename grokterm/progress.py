@@ -56,6 +56,18 @@ def runs_text(p: ProgressRecord) -> str:
     return f"{p.finished}/{p.runs} runs finished{extra}"
 
 
+def work_text(p: ProgressRecord, workers: list[Worker]) -> str:
+    """Run-steps done of planned, the running workers' summed rate, and the ETA it gives."""
+    share = p.run_steps_done / p.run_steps if p.run_steps else 0.0
+    text = f"{p.run_steps_done:,}/{p.run_steps:,} run-steps ({share:.0%})"
+    rate = sum((w.steps_per_sec or 0) * (w.cohort_runs or 0) for w in workers
+               if w.status == "running" and w.cohort_id)  # fmt: skip
+    if rate > 0 and p.run_steps_done < p.run_steps:
+        left = timedelta(seconds=int((p.run_steps - p.run_steps_done) / rate))
+        text += f", {rate:,.0f} run-steps/s, ETA {left}"
+    return text
+
+
 class PlainLines:
     """Where stdout is not a terminal (a log, a batch job): a line every so often with
     runs finished, run-steps done, the rate since the first line and an ETA."""

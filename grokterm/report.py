@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from grokterm import analysis, provenance
+from grokterm.charts import Chart, chart, zones_chart
 from grokterm.claims import ClaimResult, check_claims
-from grokterm.figures import draw, draw_zones
+from grokterm.figures import render
 from grokterm.presets import Preset, parse_preset, tomllib
 from grokterm.records import Run, Sweep
 from grokterm.store import Store
@@ -22,6 +23,7 @@ class ReportError(ValueError):
 @dataclass
 class Report:
     title: str  # what is shown and how far it got ("" for a view over other sweeps)
+    chart: Chart  # what the figure shows, for a renderer (grokterm.paper writes it to a file)
     figure: str  # the plot, as text with ANSI colours
     claims: list[ClaimResult]
     notes: list[str] = field(default_factory=list)  # what pooling added
@@ -58,8 +60,9 @@ def report(
     runs, notes = pool_runs(store, sweep, store.runs(sweep.id), pooled)
     notes = [machines(store, s) for s in (sweep, *pooled)] + notes
     curves = store.run_points([r.id for r in runs]) if preset.plot["kind"] == "curves" else {}
-    figure = draw(preset.plot | ({"metric": metric} if metric else {}), runs, curves, size)
-    return Report(title, figure, check_claims(preset.claims, runs), notes)
+    shown = chart(preset.plot | ({"metric": metric} if metric else {}), runs, curves)
+    shown.title = preset.title
+    return Report(title, shown, render(shown, size), check_claims(preset.claims, runs), notes)
 
 
 def machines(store: Store, sweep: Sweep) -> str:
@@ -102,7 +105,9 @@ def _view(store: Store, preset: Preset, pooled: Sequence[Sweep], size) -> Report
     )
     mem = {p.grid["d"]: p.mean for p in analysis.d_mem(done[mem_name])}
     ns = sorted({r.config.n_train for r in runs[crit_name]})
-    figure = draw_zones(crit, mem, ns, (size[0], max(size[1] - 8, 10)))
+    shown = zones_chart(crit, mem, ns)
+    shown.title = preset.title
+    figure = render(shown, (size[0], max(size[1] - 8, 10)))
     claims = [res for name in preset.sources
               for res in check_claims([c for c in preset.claims if c.source == name], runs[name])]  # fmt: skip
-    return Report("", figure, claims, notes)
+    return Report("", shown, figure, claims, notes)

@@ -95,6 +95,15 @@ _sys.meta_path.insert(0, _PatchOnImport())
 """
 
 
+def without_module(directory: Path, name: str) -> dict:
+    """The env for grokterm(...) under which `import name` fails, as where an optional
+    extra is not installed."""
+    fake = directory / f"no-{name}" / name
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"raise ImportError('No module named {name}')\n")
+    return {"PYTHONPATH": f"{fake.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
 def patch_on_import(directory: Path, module: str, patch: str) -> dict:
     """The env for grokterm(...) under which every process it starts (the CLI, its
     workers) calls `patch(mod)` once `module` is imported: a fault or a probe injected

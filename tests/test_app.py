@@ -107,10 +107,11 @@ async def test_open_sweep_select_a_run_sort_filter_and_log_step(tmp_path):
         table = screen.query_one("#run-table")
         assert table.row_count == 12
         assert table.has_focus  # opened with the table focused: arrows pick a run
-        await pilot.press("down", "enter")  # the second run's curves
+        await pilot.press("down", "space", "down", "space")  # two runs overlaid
         await settle(pilot)
+        assert len(screen.selected) == 2
+        await pilot.press("2")
         assert screen.query_one("TabbedContent").active == "curves"
-        assert len(screen.selected) == 1
         curves = screen.query_one("#curve-plots")
         assert curves.log_step
         await pilot.press("g")  # linear step, in both curve views

@@ -143,7 +143,7 @@ def test_emergence_compare_when_the_larger_never_emerges():
     [result] = check([claim], runs)
     assert result.status == REPRODUCED
     assert result.detail == (
-        "{'split_ffn': True} emerged at 819712 params, {'split_ffn': False} not up to 819712"
+        "split_ffn = True: emerged at 820k parameters; split_ffn = False: not up to 820k"
     )
 
 

@@ -69,11 +69,11 @@ def test_a_failed_export_leaves_the_file_that_was_there(tmp_path, db, monkeypatc
     out = tmp_path / "out.csv"
     out.write_text("yesterday's export\n")
 
-    def half(store, sweep, stream):
+    def half(table, stream):
         stream.write("sweep_id,run_id\n1,")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export, "export_runs", half)
+    monkeypatch.setitem(export.FORMATS, "csv", half)
     store = Store.reader(db)
     with pytest.raises(export.ExportError, match="out.csv: cannot be written .No space left"):
         export.export_to(store, store.sweep(1), out)

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import grokterm, popen_grokterm, write_preset
+from conftest import grokterm, popen_grokterm, without_module, write_preset
 from test_faults import SLOW, checkpointed_mid_cohort, curves, read, started, wait_for
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # test clusters: loopback
@@ -32,9 +32,10 @@ DEMO = (Path(__file__).resolve().parents[1] / "presets" / "demo.toml").read_text
 DEMO = DEMO.replace("steps = 4000", "steps = 1000", 1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_nodes():
-    """A Ray cluster of two nodes of one CPU each, on loopback."""
+    """A Ray cluster of two nodes of one CPU each, on loopback, shared by this module's
+    tests (started once: about 15 s here); the last of them to use it removes a node."""
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False, "_system_config": FAST_HEALTH})  # fmt: skip
     second = cluster.add_node(num_cpus=1)
@@ -52,64 +53,6 @@ def actors(log_dir: Path) -> dict[int, tuple[int, str]]:
         ):
             found[int(worker)] = (int(pid), node)
     return found
-
-
-def test_the_demo_on_two_nodes_matches_the_local_backend(tmp_path, two_nodes):
-    cluster, _ = two_nodes
-    rows = {}
-    for backend in ("local", "ray"):
-        directory = tmp_path / backend
-        directory.mkdir()
-        preset = write_preset(directory, DEMO, "demo.toml")
-        extra = ["--address", cluster.address] if backend == "ray" else []
-        result = grokterm("run", str(preset), "--workers", "2", "--backend", backend, *extra,
-                          cwd=directory)  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        rows[backend] = curves(directory / "runs.db")
-    assert "ray: 2 workers on 2 node(s) of the Ray cluster at" in result.stdout
-    assert rows["ray"] == rows["local"]  # the same cohorts: every metric row, every label
-    labels = {label for label, _ in rows["ray"]["labels"].values()}
-    assert "grokking" in " ".join(labels)
-    workers = read(tmp_path / "ray" / "runs.db", lambda store: store.workers(1))
-    assert len({w.node for w in workers}) == 2  # one actor on each node
-    assert all(w.status == "finished" and w.pid != os.getpid() for w in workers)
-
-
-def test_an_actor_killed_then_a_node_removed_lose_and_duplicate_nothing(
-    tmp_path, two_nodes, uninterrupted
-):
-    cluster, second = two_nodes
-    preset = write_preset(tmp_path, SLOW, "slow.toml")
-    db = tmp_path / "runs.db"
-    proc = popen_grokterm("run", str(preset), "--backend", "ray", "--address", cluster.address,
-                          cwd=tmp_path)  # fmt: skip
-    wait_for(lambda: started(tmp_path))
-
-    def training(node_id: str):
-        """A worker on the node mid-cohort, past a checkpoint."""
-
-        def look(store):
-            cohorts = {c.id for c in checkpointed_mid_cohort(store)}
-            return next((w.id for w in store.workers(1) if w.cohort_id in cohorts and
-                         w.status == "running" and node_id[:8] in w.node), None)  # fmt: skip
-
-        return read(db, look)
-
-    def lost(worker_id: int) -> bool:
-        return read(db, lambda store: store.workers(1)[worker_id - 1].status == "lost")
-
-    victim = wait_for(lambda: training(cluster.head_node.node_id))
-    os.kill(actors(tmp_path / "runs.db.logs")[victim][0], signal.SIGKILL)
-    wait_for(lambda: lost(victim))
-    victim = wait_for(lambda: training(second.node_id))
-    cluster.remove_node(second, allow_graceful=False)
-    wait_for(lambda: lost(victim))
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    assert curves(db) == uninterrupted
-    workers = read(db, lambda store: store.workers(1))
-    gone = [w for w in workers if w.status == "lost"]
-    assert len(gone) >= 2 and all(w.error for w in gone)  # the killed actor and the node's
 
 
 def listening(pids: set[int]) -> list[str]:
@@ -189,10 +132,7 @@ def test_the_head_stopped_by_x_then_killed_then_run_again_finishes_the_sweep(
 
 
 def test_without_ray_installed_the_backend_says_how_to_get_it(tmp_path, tiny):
-    fake = tmp_path / "no-ray" / "ray"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
-    env = {"PYTHONPATH": f"{fake.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = without_module(tmp_path, "ray")
     result = grokterm("run", str(tiny), "--backend", "ray", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -237,3 +177,65 @@ async def test_the_app_trains_on_ray_shows_each_workers_node_and_x_stops_them(tm
             await pilot.press("q")  # nothing running: quits without asking
     finally:
         ray.shutdown()
+
+
+# The two-node cluster is shared by the tests below and shut down after the last:
+# they come last, so that no other test runs beside it.
+
+
+def test_the_demo_on_two_nodes_matches_the_local_backend(tmp_path, two_nodes):
+    cluster, _ = two_nodes
+    rows = {}
+    for backend in ("local", "ray"):
+        directory = tmp_path / backend
+        directory.mkdir()
+        preset = write_preset(directory, DEMO, "demo.toml")
+        extra = ["--address", cluster.address] if backend == "ray" else []
+        result = grokterm("run", str(preset), "--workers", "2", "--backend", backend, *extra,
+                          cwd=directory)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows[backend] = curves(directory / "runs.db")
+    assert "ray: 2 workers on 2 node(s) of the Ray cluster at" in result.stdout
+    assert rows["ray"] == rows["local"]  # the same cohorts: every metric row, every label
+    labels = {label for label, _ in rows["ray"]["labels"].values()}
+    assert "grokking" in " ".join(labels)
+    workers = read(tmp_path / "ray" / "runs.db", lambda store: store.workers(1))
+    assert len({w.node for w in workers}) == 2  # one actor on each node
+    assert all(w.status == "finished" and w.pid != os.getpid() for w in workers)
+
+
+def test_an_actor_killed_then_a_node_removed_lose_and_duplicate_nothing(
+    tmp_path, two_nodes, uninterrupted
+):
+    cluster, second = two_nodes
+    preset = write_preset(tmp_path, SLOW, "slow.toml")
+    db = tmp_path / "runs.db"
+    proc = popen_grokterm("run", str(preset), "--backend", "ray", "--address", cluster.address,
+                          cwd=tmp_path)  # fmt: skip
+    wait_for(lambda: started(tmp_path))
+
+    def training(node_id: str):
+        """A worker on the node mid-cohort, past a checkpoint."""
+
+        def look(store):
+            cohorts = {c.id for c in checkpointed_mid_cohort(store)}
+            return next((w.id for w in store.workers(1) if w.cohort_id in cohorts and
+                         w.status == "running" and node_id[:8] in w.node), None)  # fmt: skip
+
+        return read(db, look)
+
+    def lost(worker_id: int) -> bool:
+        return read(db, lambda store: store.workers(1)[worker_id - 1].status == "lost")
+
+    victim = wait_for(lambda: training(cluster.head_node.node_id))
+    os.kill(actors(tmp_path / "runs.db.logs")[victim][0], signal.SIGKILL)
+    wait_for(lambda: lost(victim))
+    victim = wait_for(lambda: training(second.node_id))
+    cluster.remove_node(second, allow_graceful=False)
+    wait_for(lambda: lost(victim))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert curves(db) == uninterrupted
+    workers = read(db, lambda store: store.workers(1))
+    gone = [w for w in workers if w.status == "lost"]
+    assert len(gone) >= 2 and all(w.error for w in gone)  # the killed actor and the node's

@@ -38,7 +38,7 @@ def test_show_draws_curves_and_checks_claims(tmp_path):
     assert "sweep 1: Tiny test sweep (paper), 4 of 4 runs finished" in out
     # where the numbers came from: float32 curves repeat bit for bit only there
     assert "sweep 1 trained on " in out and ", engine auto (2 workers)" in out
-    assert "accuracy (train -, validation .)" in out and "parameter norm" in out
+    assert "accuracy (train solid, validation dotted)" in out and "parameter norm" in out
     assert "n_train=80 seed=0" in out and "1e2" in out  # legend, log-step ticks
     assert "the paper's claims" in out
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 3}
@@ -53,7 +53,7 @@ def test_show_final_plot_and_by_preset_path(tmp_path):
     assert grokterm("run", str(preset), cwd=tmp_path).returncode == 0
     result = grokterm("show", str(preset), "--width", "90", cwd=tmp_path, env={"COLUMNS": "140"})
     assert result.returncode == 0, result.stderr
-    assert "final val_acc (mean, 95% CI dotted)" in result.stdout
+    assert "final val_acc (mean, 95% band)" in result.stdout
     missing = grokterm("show", "nope", cwd=tmp_path)
     assert missing.returncode == 2  # a positional argument, not --sweep
     assert (
@@ -168,7 +168,7 @@ def test_show_with_pools_the_runs_of_sweeps_that_train_the_same_settings(tmp_pat
     out = capsys.readouterr().out
     assert "sweep 1 + sweep 2 (seeds): 4 runs added, 2 already here, 0 of other" in out
     assert "sweep 1 + sweep 3 (shorter): 0 runs added, 0 already here, 1 of other" in out
-    assert "final val_acc (mean, 95% CI dotted)" in out
+    assert "final val_acc (mean, 95% band)" in out
 
     assert main(["show", "1", "--with", "9", "--db", db]) == 2
     assert "--with: no sweep '9'" in capsys.readouterr().err

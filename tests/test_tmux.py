@@ -66,7 +66,7 @@ def test_the_app_in_tmux_open_a_sweep_read_the_phase_map_and_quit(tmp_path, tmux
     tmux.wait_for("synth")
     tmux("send-keys", "-t", "app", "Enter")  # open it
     screen = tmux.wait_for("n_train=2600 d=8 seed=0")  # the run table, filled in
-    assert "12 of 12 runs finished" in screen and "done" in screen
+    assert "12/12 runs finished" in screen and "done" in screen
     tmux("send-keys", "-t", "app", "3")  # the phase map
     screen = tmux.wait_for("seeds disagree")  # its legend
     assert "d \\ n_train" in screen and "2600" in screen and "4000" in screen

@@ -53,7 +53,7 @@ class Actions(Provider):
 
 
 class GroktermApp(App):
-    CSS_PATH = ["app.tcss", "screens/sweep.tcss", "screens/dialogs.tcss"]
+    CSS_PATH = ["app.tcss", "screens/sweep.tcss", "screens/run.tcss", "screens/dialogs.tcss"]
     TITLE = "grokterm"
     COMMANDS = App.COMMANDS | {Actions}
     MODES = {"presets": PresetsScreen, "sweeps": SweepsScreen}

@@ -18,12 +18,14 @@ KEYS = """\
 
 [b]sweep[/b]
   1 runs  2 curves  3 phase map  4 figure and claims
-  enter on a run or a phase-map cell: its curves
+  enter on a run: its detail     space: overlay its curves
+  enter on a phase-map cell: its curves
   g  log / linear step      m  series beside accuracy
   c  colour the phase map: label, steps, series
   s  sort by the next column   S  reverse the sort
   /  filter runs (enter: keep it, escape: clear it)
-  e  export runs and metrics as CSV      escape  back
+  e  export CSV (figure tab: the figure as PNG)
+  escape  back
 """
 
 

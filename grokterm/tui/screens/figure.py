@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
+from grokterm.export import safe_name
 from grokterm.presets import Preset
 from grokterm.report import report
 from grokterm.tui.widgets.figure import FigureView
@@ -22,7 +23,7 @@ class FigureScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield FigureView(id="figure-scroll")
+        yield FigureView(safe_name(self.preset.name), id="figure-scroll")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -27,12 +27,15 @@ from textual.widgets import (
     TabPane,
 )  # fmt: skip
 
+from grokterm.export import safe_name
+from grokterm.progress import runs_text, work_text
 from grokterm.records import Run, Worker
 from grokterm.report import report, stored_preset
 from grokterm.series import label as series_label
 from grokterm.series import names as series_names
 from grokterm.tui.data import SweepState, read_sweep
 from grokterm.tui.screens.polling import PollingScreen
+from grokterm.tui.screens.run import RunScreen
 from grokterm.tui.widgets.curves import Curves
 from grokterm.tui.widgets.figure import FigureView
 from grokterm.tui.widgets.phase_map import PhaseMap
@@ -49,6 +52,7 @@ class SweepScreen(PollingScreen):
         Binding("s", "sort", "sort"),
         Binding("S", "reverse", "reverse", key_display="S", show=False),
         Binding("slash", "filter", "filter", key_display="/"),
+        Binding("space", "toggle_run", "overlay", show=False),
         Binding("e", "export", "export", show=False),
         Binding("1", "tab('runs')", "runs", show=False),
         Binding("2", "tab('curves')", "curves", show=False),
@@ -77,6 +81,7 @@ class SweepScreen(PollingScreen):
         self.cursor_rowid = 0
         self.selection_title = ""
         self.last_refresh_ms = 0.0
+        self.figure_at = (-1, 0.0)  # (run-steps done, monotonic time) when last drawn
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,6 +129,7 @@ class SweepScreen(PollingScreen):
         self.query_one("#workers", Static).update(self._workers_line(state))
         self._fill_table(state.runs)
         self.query_one(PhaseMap).update_runs(state.runs)
+        self._figure_live(state)
         # A read that started before the selection or the cursor last changed would
         # add its rows twice or rewind the cursor: only a read from the current one counts.
         if state.run_ids == self.selected and state.since_rowid == self.cursor_rowid:
@@ -134,8 +140,7 @@ class SweepScreen(PollingScreen):
 
     def _workers_line(self, state: SweepState) -> str:
         p = state.progress
-        head = f"{p.finished} of {p.runs} runs finished, {p.diverged} diverged"
-        head += f", {p.failed} failed" if p.failed else ""
+        head = f"{work_text(p, state.workers)}; {runs_text(p)}"
         errors = [f"worker {w.id} ({w.status}): {w.error}  log: {w.log}" for w in state.failures]
         return "\n".join([head, *(_worker_line(w) for w in state.workers), *errors])
 
@@ -152,9 +157,19 @@ class SweepScreen(PollingScreen):
     # -- selection and actions --------------------------------------------------------
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        run_id = int(event.row_key.value)
-        run = next(r for r in self.state.runs if r.id == run_id)
-        self.show_curves([run_id], run.key)
+        """Enter: the run in detail."""
+        self.app.push_screen(RunScreen(self.sweep_id, int(event.row_key.value)))
+
+    def action_toggle_run(self) -> None:
+        """Space: the run under the cursor joins the overlaid curves, or leaves them."""
+        table = self.query_one("#run-table", DataTable)
+        if self.state is None or not table.row_count:
+            return
+        run_id = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        chosen = set(self.selected) ^ {run_id}
+        keys = [r.key for r in self.state.runs if r.id in chosen]
+        self.select_runs(list(chosen), ", ".join(keys) if len(keys) < 3 else f"{len(keys)} runs")
+        self.notify(f"curves: {len(chosen)} run(s) overlaid (2 shows them)")
 
     def on_phase_map_cell_highlighted(self, event: PhaseMap.CellHighlighted) -> None:
         self.select_runs(event.run_ids, event.title)
@@ -186,8 +201,27 @@ class SweepScreen(PollingScreen):
             self._fill_table(self.state.runs)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "figure":
-            self.query_one(FigureView).draw(self._report)
+        if event.pane.id == "figure":  # once laid out: the plot takes the pane's size
+            self.call_after_refresh(self._draw_figure)
+
+    FIGURE_EVERY_S = 5.0  # a shown figure is drawn again this often while the sweep trains
+
+    def _figure_live(self, state: SweepState) -> None:
+        view = self.query_one(FigureView)
+        view.stem = f"{safe_name(state.sweep.name)}-sweep{state.sweep.id}"
+        shown = self.query_one(TabbedContent).active == "figure"
+        done = state.progress.run_steps_done
+        if (
+            shown
+            and done != self.figure_at[0]
+            and time.monotonic() - self.figure_at[1] > (self.FIGURE_EVERY_S)
+        ):
+            self._draw_figure()
+
+    def _draw_figure(self) -> None:
+        done = self.state.progress.run_steps_done if self.state else -1
+        self.figure_at = (done, time.monotonic())
+        self.query_one(FigureView).draw(self._report)
 
     def _report(self, store, size):
         """The sweep's figure and claims, as `grokterm show` gives them (in a thread)."""
