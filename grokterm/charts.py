@@ -44,6 +44,7 @@ class Panel:
     ylim: tuple[float, float] | None = None
     ticks: list[float] | None = None  # x ticks at the data's own values (None: decades)
     tick_labels: list[str] | None = None
+    dotted: str = ""  # what its dotted lines are ("validation"), said by each renderer
 
 
 @dataclass
@@ -95,7 +96,7 @@ def _curves(runs, curves, metric: str) -> Chart:
     parameter norm, or another series."""
     shown = [r for r in runs if curves.get(r.id)][:MAX_CURVES]
     panels = [
-        Panel("accuracy (train solid, validation dotted)", "step", ylim=(0, 1), xlog=True),
+        Panel("accuracy", "step", ylim=(0, 1), xlog=True, dotted="validation"),
         Panel(SERIES[metric].axis, "step", xlog=True,
               ylim=(0, 1) if SERIES[metric].is_accuracy else None),
     ]  # fmt: skip

@@ -64,7 +64,7 @@ def marker(colour: int, dotted: bool) -> str:
 
 
 def _panel(panel: Panel, width: int) -> None:
-    plt.title(panel.title)
+    plt.title(f"{panel.title} ({panel.dotted}: upper case)" if panel.dotted else panel.title)
     plt.xlabel(panel.xlabel)
     if panel.ylabel:
         plt.ylabel(panel.ylabel)

@@ -118,7 +118,7 @@ def _panel(ax, panel: Panel) -> None:
         ax.minorticks_off()
     if panel.ylim:
         ax.set_ylim(*panel.ylim)
-    ax.set_title(panel.title)
+    ax.set_title(f"{panel.title} ({panel.dotted} dotted)" if panel.dotted else panel.title)
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
 

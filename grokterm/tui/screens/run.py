@@ -126,8 +126,8 @@ def _label(run: Run) -> str:
     if info is None:
         return "label: not yet (labelled from the curve as it trains)"
 
-    def at(step: int | None) -> str:
-        return "never" if step is None else str(step)
+    def at(step: int | None, known: bool = True) -> str:
+        return str(step) if step is not None else "never" if known else "not recorded"
 
     change = (
         ""
@@ -137,13 +137,15 @@ def _label(run: Run) -> str:
     lines = [
         f"label: {info.shown or 'none (no validation set)'}" + (f" ({info.note})" if info.note else ""),
         f"  fit the training set (train >= {FIT}) at step {at(info.fit_step)}; validation rose "
-        f"(>= {VAL_LOW}) at {at(info.rise_step)}, passed {VAL_HALF} at {at(info.half_step)}, "
+        f"(>= {VAL_LOW}) at {at(info.rise_step)}, passed {VAL_HALF} at "
+        f"{at(info.half_step, info.gen_step is None or info.half_step is not None)}, "
         f"generalized (>= {VAL_GEN}) at {at(info.gen_step)}",
         f"  final train {info.final_train:.3f}, validation "
         + ("-" if info.final_val is None else f"{info.final_val:.3f}")
         + f"; largest train - validation gap before the fit {info.max_gap:.3f}",
         f"  parameter norm {info.norm_start:.1f} -> peak {info.norm_peak:.1f} -> {info.norm_final:.1f}{change}",
-        f"  bumps in train accuracy: {info.bumps}; circuit formed at {at(info.circuit_step)}; "
+        f"  bumps in train accuracy: {info.bumps}; circuit formed at "
+        f"{at(info.circuit_step, run.value('restricted_loss') is not None)}; "
         f"softmax collapse at {at(info.collapse_step)}",
     ]  # fmt: skip
     return "\n".join(lines)

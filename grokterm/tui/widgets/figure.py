@@ -39,7 +39,8 @@ class FigureView(VerticalScroll, can_focus=True):
         yield Static("drawing ...", id="figure-view")
 
     def draw(self, make: Make) -> None:
-        size = (max(self.size.width - 2, 40), min(max(self.size.height - 2, 10), 30))
+        # within the scrollbar and a margin: a line as wide as the view would wrap
+        size = (max(self.size.width - 4, 40), min(max(self.size.height - 2, 10), 30))
         self.app.in_thread(
             lambda: self._draw(make, size), "drawing the figure", f"figure-{id(self)}"
         )
