@@ -39,8 +39,9 @@ class FigureView(VerticalScroll, can_focus=True):
         yield Static("drawing ...", id="figure-view")
 
     def draw(self, make: Make) -> None:
-        # within the scrollbar and a margin: a line as wide as the view would wrap
-        size = (max(self.size.width - 4, 40), min(max(self.size.height - 2, 10), 30))
+        # Within the scrollbar (a line as wide as the view would wrap) and under the title
+        # and notes above it, so that its axes show without scrolling.
+        size = (max(self.size.width - 4, 40), min(max(self.size.height - 5, 10), 30))
         self.app.in_thread(
             lambda: self._draw(make, size), "drawing the figure", f"figure-{id(self)}"
         )
