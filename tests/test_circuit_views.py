@@ -59,7 +59,7 @@ async def test_the_curves_mark_where_a_run_went_into_softmax_collapse(tmp_path):
     app = GroktermApp(tmp_path / "runs.db", ROOT / "presets", workers=2)
     async with app.run_test(size=(100, 40)) as pilot:
         screen = await open_first_sweep(pilot)
-        await pilot.press("enter")  # the run's curves
+        await pilot.press("space", "2")  # the run overlaid in the curves tab
         await settle(pilot, 2)
         curves = screen.query_one("#curve-plots")
         run = screen.state.runs[0]
