@@ -176,3 +176,10 @@ def _data_ticks(panel: Panel, values: Sequence[float], most: int = 9) -> None:
         values = sorted({values[round(i * step)] for i in range(most)})
     panel.ticks = [float(v) for v in values]
     panel.tick_labels = [wording.tick(v) for v in values]
+
+
+def keep(n: int, points: int) -> list[int]:
+    """Indices that downsample n points to about `points`, keeping both ends."""
+    if n <= points:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (points - 1)) for i in range(points)})

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import plotext as plt
 from rich.table import Table
 
-from grokterm.charts import Chart, Panel, chart, zones_chart
+from grokterm.charts import Chart, Panel, chart, keep, zones_chart
 from grokterm.claims import NO_DATA, REPRODUCED, UNCERTAIN, ClaimResult
 from grokterm.records import MetricPoint, Run
 
@@ -112,9 +112,7 @@ def _legend(shown: Chart, width: int) -> list[str]:
 
 
 def _downsample(xs: list, ys: list, points: int) -> tuple[list, list]:
-    if len(xs) <= points:
-        return xs, ys
-    idx = sorted({round(i * (len(xs) - 1) / (points - 1)) for i in range(points)})
+    idx = keep(len(xs), points)
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 

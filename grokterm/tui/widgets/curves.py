@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual_plotext import PlotextPlot
 
+from grokterm.charts import keep
 from grokterm.labels import COLLAPSE, collapsed
 from grokterm.records import MetricPoint
 from grokterm.series import SERIES
@@ -76,7 +77,7 @@ class Curves(Horizontal, can_focus=True):
             steps += [r.step for r in rows]
             if not xs:  # plotext fails on a labelled series without points
                 continue
-            idx = _keep(len(xs), width)
+            idx = keep(len(xs), width)
             x = [xs[k] for k in idx]
             name = self.names[run_id]
             acc.plt.plot(
@@ -112,10 +113,3 @@ class Curves(Horizontal, can_focus=True):
                 widget.plt.xticks(list(range(lo, hi + 1)), [f"1e{k}" for k in range(lo, hi + 1)])
         acc.refresh()
         norm.refresh()
-
-
-def _keep(n: int, points: int) -> list[int]:
-    """Indices that downsample n points to about `points`, keeping both ends."""
-    if n <= points:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (points - 1)) for i in range(points)})
