@@ -11,14 +11,18 @@ there: unfinished runs at their latest evaluation, and the y label says so."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from grokterm import analysis, wording
+from grokterm.analysis import mean_ci
+from grokterm.labels import COLLAPSE, collapsed
 from grokterm.records import MetricPoint, Run
 from grokterm.series import SERIES
 
 MAX_CURVES = 8  # more runs than this on one plot is unreadable in a terminal
+ALL_BUT_SEED = "all but seed"  # a group: the runs alike but for their seed
 ZONE_CHARS = {"progression": "P", "ungrokking": "U", "grokking": "G", "semi-grokking": "S"}
 SO_FAR = " - unfinished runs at their latest step"
 
@@ -45,6 +49,7 @@ class Panel:
     ticks: list[float] | None = None  # x ticks at the data's own values (None: decades)
     tick_labels: list[str] | None = None
     dotted: str = ""  # what its dotted lines are ("validation"), said by each renderer
+    marks: list[tuple[float, int]] = field(default_factory=list)  # vertical lines: (x, colour)
 
 
 @dataclass
@@ -52,6 +57,17 @@ class Zones:
     ds: list[int]
     ns: list[int]
     cells: dict[tuple[int, int], str]  # (n, d) -> zone letter (ZONE_CHARS), "?" unmeasured
+
+
+@dataclass
+class CurveView:
+    """How runs' curves are drawn (the app's choices; a figure of kind curves uses the
+    defaults): grouped or one by one, smoothed or raw, against log10 or plain step."""
+
+    group: str | None = None  # None: each run; ALL_BUT_SEED; or a grid key
+    smooth: float = 0.0  # the EMA factor; 0 draws the values as logged
+    metric: str = "norm"  # the right-hand panel's series
+    log_step: bool = True  # training dynamics span decades of steps
 
 
 @dataclass
@@ -91,25 +107,110 @@ def zones_chart(crit: dict[int, float | None], mem: dict[int, float], ns: Sequen
     return Chart("", [panel], zones=Zones(ds, sorted(ns), cells))
 
 
-def _curves(runs, curves, metric: str) -> Chart:
-    """Accuracy on the left (train solid, validation dotted); on the right the
-    parameter norm, or another series."""
-    shown = [r for r in runs if curves.get(r.id)][:MAX_CURVES]
+def curves_chart(
+    runs: Sequence[Run], curves: dict[int, list[MetricPoint]], view: CurveView | None = None
+) -> Chart:
+    """Accuracy on the left (train solid, validation dotted) and view.metric on the right,
+    against step: a line per run, or the mean of each group of runs with its 95% band.
+    Only runs with points are drawn; a run or group keeps its colour (its place among
+    `runs`, the sweep's runs in order) whichever others are drawn beside it."""
+    view = view or CurveView()
+    metric = view.metric
+    smooth = f", EMA {view.smooth:g}" if view.smooth else ""
     panels = [
-        Panel("accuracy", "step", ylim=(0, 1), xlog=True, dotted="validation"),
-        Panel(SERIES[metric].axis, "step", xlog=True,
+        Panel(f"accuracy{smooth}", "step", ylim=(0, 1), xlog=view.log_step, dotted="validation"),
+        Panel(SERIES[metric].axis + smooth, "step", xlog=view.log_step,
               ylim=(0, 1) if SERIES[metric].is_accuracy else None),
     ]  # fmt: skip
     keys = (("train_acc", "val_acc"), (metric,))
-    for colour, run in enumerate(shown):
-        rows = [m for m in curves[run.id] if m.step > 0]  # (no step 0 on a log axis)
-        xs = [float(m.step) for m in rows]
+    for colour, (name, members) in enumerate(groups(runs, view.group)):
+        drawn = [curves[r.id] for r in members if curves.get(r.id)]
+        if not drawn:
+            continue
+        label = name if len(members) == 1 else f"{name} ({len(drawn)} runs)"
         for panel, series in zip(panels, keys):
             for key in series:
-                ys = [SERIES[key].shown(m.get(key)) for m in rows]
-                label = run.key if key != "val_acc" and panel is panels[0] else None
-                panel.lines.append(Line(label, xs, ys, colour, dotted=key == "val_acc"))
+                line = _mean_curve(drawn, key, view.smooth, view.log_step)
+                line.label = label if key != "val_acc" and panel is panels[0] else None
+                line.colour, line.dotted = colour, key == "val_acc"
+                panel.lines.append(line)
+        if len(drawn) == 1 and (at := collapsed(drawn[0])):  # a group has no one step
+            panels[0].marks.append((float(at), colour))
+    if panels[0].marks:
+        panels[0].title += f", | softmax collapse >= {COLLAPSE:g}"
     return Chart("", panels)
+
+
+def groups(runs: Sequence[Run], by: str | None) -> list[tuple[str, list[Run]]]:
+    """The runs as groups, in the order of their first run: each run alone (None), runs
+    alike but for the seed (ALL_BUT_SEED), or runs sharing a grid key's value."""
+    if by is None:
+        return [(r.key, [r]) for r in runs]
+    found: dict[str, list[Run]] = {}
+    for r in runs:
+        if by == ALL_BUT_SEED:
+            name = " ".join(f"{k}={v}" for k, v in r.grid.items() if k != "seed") or "all runs"
+        else:
+            name = f"{by}={r.grid.get(by)}"
+        found.setdefault(name, []).append(r)
+    return list(found.items())
+
+
+def group_keys(runs: Sequence[Run]) -> list[str | None]:
+    """What runs can be grouped by: nothing, all but the seed, then each grid key that
+    takes more than one value."""
+    keys = [
+        k for k in (runs[0].grid if runs else {}) if len({str(r.grid.get(k)) for r in runs}) > 1
+    ]
+    return [None, ALL_BUT_SEED, *(k for k in keys if k != "seed")]
+
+
+def _mean_curve(members: list[list[MetricPoint]], key: str, smooth: float, log_step: bool) -> Line:
+    """The members' mean of a series at each step any of them was evaluated at, with its
+    95% band where two or more have a value there; each member smoothed first."""
+    at: dict[int, list[float]] = {}
+    for rows in members:
+        rows = [m for m in rows if m.step > 0 or not log_step]  # (no step 0 on a log axis)
+        for step, value in zip((m.step for m in rows), ema([m.get(key) for m in rows], smooth)):
+            if value is not None and math.isfinite(value):
+                at.setdefault(step, []).append(value)
+    steps = sorted(at)
+    stats = [mean_ci(at[s]) for s in steps]
+    shown = SERIES[key].shown
+    line = Line(None, [float(s) for s in steps], [shown(m) for m, _, _ in stats])
+    if len(members) > 1:
+        line.low, line.high = [shown(lo) for _, lo, _ in stats], [shown(hi) for *_, hi in stats]
+    return line
+
+
+def ema(values: Sequence[float | None], factor: float) -> list[float | None]:
+    """Exponential moving average, debiased as TensorBoard's smoothing is (the first
+    value is not pulled towards 0); gaps stay gaps. factor 0: the values as they are."""
+    if not factor:
+        return list(values)
+    out, last, weight = [], 0.0, 0.0
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(None)
+            continue
+        last, weight = factor * last + (1 - factor) * v, factor * weight + (1 - factor)
+        out.append(last / weight)
+    return out
+
+
+def _curves(runs, curves, metric: str) -> Chart:
+    """The figure of kind curves: every run, or where that is too many to read, the mean
+    and band of runs alike but for the seed (evenly thinned to MAX_CURVES, said so)."""
+    shown = [r for r in runs if curves.get(r.id)]
+    by = None if len(shown) <= MAX_CURVES else ALL_BUT_SEED
+    found = groups(shown, by)
+    if len(found) > MAX_CURVES:
+        picked = keep(len(found), MAX_CURVES)
+        shown = [r for i in picked for r in found[i][1]]
+    drawn = curves_chart(shown, curves, CurveView(group=by, metric=metric))
+    if len(found) > MAX_CURVES:
+        drawn.panels[0].title += f" ({len(picked)} of {len(found)} groups, evenly picked)"
+    return drawn
 
 
 def _so_far(runs) -> tuple[list[Run], str]:

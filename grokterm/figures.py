@@ -8,6 +8,7 @@ the data. plotext cannot draw a log axis: log10 of x is plotted and the ticks na
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import plotext as plt
@@ -18,6 +19,9 @@ from grokterm.claims import NO_DATA, REPRODUCED, UNCERTAIN, ClaimResult
 from grokterm.records import MetricPoint, Run
 
 LETTERS = "abcdefghjkmnpqrstuvwxyz"  # (no i, l, o: they read as 1 and 0)
+# xterm-256 colours that read on a dark and on a light background alike
+PALETTE = (33, 166, 34, 161, 92, 37, 130, 27, 70, 125, 31, 172)
+_PLOTEXT = threading.Lock()  # plotext draws on one global figure; the app draws from threads
 
 
 def draw(
@@ -34,6 +38,11 @@ def draw_zones(crit: dict[int, float | None], mem: dict[int, float], ns: Sequenc
 
 
 def render(shown: Chart, size: tuple[int, int]) -> str:
+    with _PLOTEXT:
+        return _render(shown, size)
+
+
+def _render(shown: Chart, size: tuple[int, int]) -> str:
     width, height = size
     legend = _legend(shown, width)
     plt.clf()
@@ -58,6 +67,11 @@ def render(shown: Chart, size: tuple[int, int]) -> str:
     return "\n".join(lines)
 
 
+def ink(colour: int) -> int:
+    """A line's colour in the terminal's 256-colour palette."""
+    return PALETTE[colour % len(PALETTE)]
+
+
 def marker(colour: int, dotted: bool) -> str:
     letter = LETTERS[colour % len(LETTERS)]
     return letter.upper() if dotted else letter
@@ -73,10 +87,13 @@ def _panel(panel: Panel, width: int) -> None:
         xs, ys = _downsample([x_of(x) for x in line.xs], line.ys, max(width - 10, 10))
         if not xs:  # plotext fails on a series without points
             continue
-        plt.plot(xs, ys, color=line.colour + 1, marker=marker(line.colour, line.dotted))
+        plt.plot(xs, ys, color=ink(line.colour), marker=marker(line.colour, line.dotted))
         if line.low is not None:  # the 95% band's edges
             for edge in (line.low, line.high):
-                plt.scatter([x_of(x) for x in line.xs], edge, color=line.colour + 1, marker=".")
+                _, low = _downsample(line.xs, edge, max(width - 10, 10))
+                plt.scatter(xs, low, color=ink(line.colour), marker=".")
+    for x, colour in panel.marks:
+        plt.vline(x_of(x), color=ink(colour))
     if panel.ylim:
         plt.ylim(*panel.ylim)
     xs = [x for line in panel.lines for x in line.xs]
@@ -98,7 +115,7 @@ def _legend(shown: Chart, width: int) -> list[str]:
             dotted = any(o.dotted and o.colour == line.colour for o in panel.lines)
             letters = marker(line.colour, False) + ("/" + marker(line.colour, True)) * dotted
             band = " (. 95% band)" if line.low is not None else ""
-            entries.append((f"{letters} {line.label}{band}", line.colour + 1))
+            entries.append((f"{letters} {line.label}{band}", ink(line.colour)))
     if not entries:
         return []
     rows, row, used = [], "", 0

@@ -111,6 +111,8 @@ def _panel(ax, panel: Panel) -> None:
                 label=line.label)  # fmt: skip
         if line.low is not None:
             ax.fill_between(line.xs, line.low, line.high, color=colour, alpha=0.2, linewidth=0)
+    for x, colour in panel.marks:  # softmax collapse
+        ax.axvline(x, color=colours[colour % len(colours)], linewidth=0.6, linestyle="--")
     if panel.xlog:
         ax.set_xscale("log")
     if panel.ticks:

@@ -113,13 +113,13 @@ async def test_open_sweep_select_a_run_sort_filter_and_log_step(tmp_path):
         await pilot.press("2")
         assert screen.query_one("TabbedContent").active == "curves"
         curves = screen.query_one("#curve-plots")
-        assert curves.log_step
-        await pilot.press("g")  # linear step, in both curve views
-        assert not curves.log_step and not screen.query_one("#cell-curves").log_step
+        assert curves.view.log_step
+        await pilot.press("g")  # linear step, in every curve view
+        assert not any(c.view.log_step for c in screen.query("Curves"))
         seen = []
         for _ in range(3):  # the series this sweep logs beside accuracy, then round again
             await pilot.press("m")
-            seen.append(curves.metric)
+            seen.append(curves.view.metric)
         assert seen == ["train_loss", "val_loss", "norm"]  # no per-task series: single task
         await pilot.press("1")
         keys = [table.get_row_at(i)[0] for i in range(12)]
@@ -162,7 +162,8 @@ async def test_moving_onto_a_phase_map_cell_shows_its_runs_curves(tmp_path):
         await settle(pilot, 2)
         assert screen.query_one("TabbedContent").active == "phase"  # no tab switch
         preview = screen.query_one("#cell-curves")
-        assert sorted(preview.names.values()) == [f"n_train=4000 d=32 seed={s}" for s in range(3)]
+        keys = sorted(r.key for r in preview.runs if r.id in preview.series)
+        assert keys == [f"n_train=4000 d=32 seed={s}" for s in range(3)]
         assert all(len(points) == 11 for points in preview.series.values())
 
 

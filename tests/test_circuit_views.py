@@ -64,6 +64,8 @@ async def test_the_curves_mark_where_a_run_went_into_softmax_collapse(tmp_path):
         curves = screen.query_one("#curve-plots")
         run = screen.state.runs[0]
         assert run.info.collapse_step == 100  # the synthetic share is train accuracy - 0.3
-        assert curves.collapse_marks == {run.id: 2.0}  # log10 of step 100
-        curves.set_log_step(False)
-        assert curves.collapse_marks == {run.id: 100}
+        marks = curves.chart.panels[0].marks
+        assert marks == [(100.0, 0)] and curves.chart.panels[0].xlog  # drawn at log10 100
+        assert "softmax collapse" in curves.chart.panels[0].title
+        curves.set_view(log_step=False)
+        assert curves.chart.panels[0].marks == marks and not curves.chart.panels[0].xlog

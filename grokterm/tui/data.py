@@ -20,6 +20,7 @@ class SweepState:
     run_ids: tuple[int, ...] = ()  # the selection it was read for
     since_rowid: int = 0  # the points read are those after this one
     last_rowid: int = 0
+    gpus: list[str] = field(default_factory=list)  # this machine's GPUs, a line each
 
 
 def read_sweep(

@@ -5,6 +5,7 @@ it alone (w writes it, with the command that runs it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -79,20 +80,18 @@ class RunScreen(PollingScreen):
             f"trains alone (the same curves): {reproduce.command(name)}   (w writes {name})"
         )
         curves = self.query_one(Curves)
-        if not curves.names:
-            curves.show_runs({run.id: run.key})
+        if not curves.series:
+            curves.show_runs([run], [run.id])
         if state.since_rowid == self.cursor_rowid and state.points:
             self.cursor_rowid = state.points[-1].rowid
             curves.add_points({run.id: state.points})
 
     def action_toggle_log(self) -> None:
         curves = self.query_one(Curves)
-        curves.set_log_step(not curves.log_step)
+        curves.set_view(log_step=not curves.view.log_step)
 
     def action_write_preset(self) -> None:
         """The run's own preset, in the working folder, never over another file."""
-        from pathlib import Path
-
         if self.state is None:
             return
         name, text = reproduce.alone(self.state.sweep, self.state.run)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import (
@@ -27,9 +26,10 @@ from textual.widgets import (
     TabPane,
 )  # fmt: skip
 
+from grokterm.charts import group_keys
 from grokterm.export import safe_name
 from grokterm.progress import runs_text, work_text
-from grokterm.records import Run, Worker
+from grokterm.records import Worker
 from grokterm.report import report, stored_preset
 from grokterm.series import label as series_label
 from grokterm.series import names as series_names
@@ -39,14 +39,15 @@ from grokterm.tui.screens.run import RunScreen
 from grokterm.tui.widgets.curves import Curves
 from grokterm.tui.widgets.figure import FigureView
 from grokterm.tui.widgets.phase_map import PhaseMap
-from grokterm.tui.widgets.tables import sync_table
+from grokterm.tui.widgets.run_table import COLUMNS, RunTable
 
-RUN_COLUMNS = ("key", "status", "step", "train", "val", "norm", "label")
+SMOOTHING = (0.0, 0.6, 0.9)  # the EMA factors `z` steps through
+WIDE = 120  # columns from which the run table and its curves sit side by side
 
 
 class SweepScreen(PollingScreen):
     # The footer shows what fits 80 columns; the tabs' keys (1-4, also on the tabs), S,
-    # g, m and e are under ? with the rest.
+    # g, m, b, z and e are under ? with the rest.
     BINDINGS = [
         Binding("escape", "back", "back"),
         Binding("s", "sort", "sort"),
@@ -60,13 +61,17 @@ class SweepScreen(PollingScreen):
         Binding("4", "tab('figure')", "figure", show=False),
         Binding("g", "toggle_log", "log step", show=False),
         Binding("m", "next_metric", "series", show=False),
+        Binding("b", "next_group", "group by", show=False),
+        Binding("z", "next_smoothing", "smooth", show=False),
     ]
 
     selected: reactive[tuple[int, ...]] = reactive((), init=False)  # runs whose curves are drawn
-    sort_column: reactive[int] = reactive(0, init=False)  # index into RUN_COLUMNS
+    sort_column: reactive[int] = reactive(0, init=False)  # index into run_table.COLUMNS
     descending: reactive[bool] = reactive(False, init=False)  # the sort's direction
     log_step: reactive[bool] = reactive(True, init=False)  # curves against log10 step
     metric: reactive[str] = reactive("norm", init=False)  # beside accuracy in the curves
+    group: reactive[str | None] = reactive(None, init=False)  # curves grouped (charts.groups)
+    smooth: reactive[float] = reactive(0.0, init=False)  # the curves' EMA factor
 
     class Updated(Message):
         def __init__(self, state: SweepState, seconds: float):
@@ -77,7 +82,7 @@ class SweepScreen(PollingScreen):
         super().__init__()
         self.sweep_id = sweep_id
         self.state: SweepState | None = None
-        self.table_rows: dict[str, tuple] = {}  # run id -> the cells shown, in table order
+        self.overlaid: set[int] = set()  # runs chosen with space (else: the one at the cursor)
         self.cursor_rowid = 0
         self.selection_title = ""
         self.last_refresh_ms = 0.0
@@ -88,9 +93,12 @@ class SweepScreen(PollingScreen):
         yield ProgressBar(id="progress", show_eta=False)
         yield Static(id="workers")
         with TabbedContent(initial="runs"):
-            with TabPane("Runs", id="runs"):
-                yield Input(placeholder="filter runs (key, status or label)", id="filter")
-                yield DataTable(id="run-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Runs", id="runs"), Horizontal():
+                with Vertical(id="runs-left"):
+                    yield Input(placeholder="filter runs (key, status or label)", id="filter")
+                    yield RunTable(id="run-table")
+                    yield Static(id="table-legend")
+                yield Curves(id="side-curves")  # beside the table on a wide terminal
             with TabPane("Curves", id="curves"):
                 yield Static(
                     "select runs in the table or a cell of the phase map", id="curves-title"
@@ -105,9 +113,11 @@ class SweepScreen(PollingScreen):
 
     def on_mount(self) -> None:
         self.title = "grokterm"
-        table = self.query_one("#run-table", DataTable)
         self._sorted()  # the columns, with the sort's mark
-        table.focus()  # arrows and Enter pick a run at once; "/" goes to the filter
+        self.query_one(RunTable).focus()  # arrows and Enter pick a run; "/" goes to the filter
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width >= WIDE, "wide")
 
     # -- polling, only while shown -------------------------------------------------------
 
@@ -121,15 +131,18 @@ class SweepScreen(PollingScreen):
 
     def on_sweep_screen_updated(self, message: Updated) -> None:
         start = time.perf_counter()
+        first = self.state is None
         state = self.state = message.state
         p = state.progress
         self.sub_title = f"sweep {state.sweep.id}: {state.sweep.name} ({state.sweep.scale})"
         # work done, in run-steps: a sweep of long cohorts moves as it trains
         self.query_one(ProgressBar).update(total=max(p.run_steps, 1), progress=p.run_steps_done)
         self.query_one("#workers", Static).update(self._workers_line(state))
-        self._fill_table(state.runs)
+        self._fill_table()
         self.query_one(PhaseMap).update_runs(state.runs)
         self._figure_live(state)
+        if first:  # the curves follow the cursor's run until runs are overlaid
+            self._preview()
         # A read that started before the selection or the cursor last changed would
         # add its rows twice or rewind the cursor: only a read from the current one counts.
         if state.run_ids == self.selected and state.since_rowid == self.cursor_rowid:
@@ -142,17 +155,15 @@ class SweepScreen(PollingScreen):
         p = state.progress
         head = f"{work_text(p, state.workers)}; {runs_text(p)}"
         errors = [f"worker {w.id} ({w.status}): {w.error}  log: {w.log}" for w in state.failures]
-        return "\n".join([head, *(_worker_line(w) for w in state.workers), *errors])
+        workers = [_worker_line(w) for w in state.workers]
+        return "\n".join([head, *workers, *state.gpus, *errors])
 
-    def _fill_table(self, runs: list[Run]) -> None:
-        """The runs the filter keeps, in the sort column's order."""
-        table = self.query_one("#run-table", DataTable)
-        text = self.query_one("#filter", Input).value.strip().lower()
-        shown = [r for r in runs if not text or text in f"{r.key} {r.status} {r.label}".lower()]
-        column = RUN_COLUMNS[self.sort_column]
-        shown.sort(key=lambda r: _sort_key(r, column, self.descending))
-        rows = {str(r.id): _cells(r) for r in shown}
-        self.table_rows = sync_table(table, RUN_COLUMNS, self.table_rows, rows)
+    def _fill_table(self) -> None:
+        table = self.query_one(RunTable)
+        table.fill(self.state.runs, self.query_one("#filter", Input).value)
+        legend = table.legend(self.state.runs)
+        self.query_one("#table-legend", Static).update(legend)
+        self.query_one("#table-legend").display = bool(legend)
 
     # -- selection and actions --------------------------------------------------------
 
@@ -160,16 +171,28 @@ class SweepScreen(PollingScreen):
         """Enter: the run in detail."""
         self.app.push_screen(RunScreen(self.sweep_id, int(event.row_key.value)))
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._preview()
+
+    def _preview(self) -> None:
+        """With no runs overlaid, the curves are those of the run under the table's cursor."""
+        run_id = self.query_one(RunTable).run_at_cursor()
+        if self.state is not None and not self.overlaid and run_id is not None:
+            self.select_runs([run_id], next(r.key for r in self.state.runs if r.id == run_id))
+
     def action_toggle_run(self) -> None:
         """Space: the run under the cursor joins the overlaid curves, or leaves them."""
-        table = self.query_one("#run-table", DataTable)
-        if self.state is None or not table.row_count:
+        run_id = self.query_one(RunTable).run_at_cursor()
+        if self.state is None or run_id is None:
             return
-        run_id = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        chosen = set(self.selected) ^ {run_id}
-        keys = [r.key for r in self.state.runs if r.id in chosen]
-        self.select_runs(list(chosen), ", ".join(keys) if len(keys) < 3 else f"{len(keys)} runs")
-        self.notify(f"curves: {len(chosen)} run(s) overlaid (2 shows them)")
+        self.overlaid ^= {run_id}
+        keys = [r.key for r in self.state.runs if r.id in self.overlaid]
+        self.select_runs(
+            list(self.overlaid), ", ".join(keys) if len(keys) < 3 else f"{len(keys)} runs"
+        )
+        self.notify(f"curves: {len(self.overlaid)} run(s) overlaid (2 shows them)")
+        if not self.overlaid:
+            self._preview()
 
     def on_phase_map_cell_highlighted(self, event: PhaseMap.CellHighlighted) -> None:
         self.select_runs(event.run_ids, event.title)
@@ -178,17 +201,16 @@ class SweepScreen(PollingScreen):
         self.show_curves(event.run_ids, event.title)
 
     def select_runs(self, run_ids: list[int], title: str) -> None:
-        """The runs whose curves both curve views draw."""
+        """The runs whose curves the curve views draw."""
         self.selection_title = title
         self.selected = tuple(r.id for r in self.state.runs if r.id in run_ids)
 
     def watch_selected(self, selected: tuple[int, ...]) -> None:
         """A new selection: its points are read anew from the first."""
-        names = {r.id: r.key for r in self.state.runs if r.id in selected}
         self.cursor_rowid = 0
         self.query_one("#curves-title", Static).update(f"curves: {self.selection_title}")
         for curves in self.query(Curves):
-            curves.show_runs(names)
+            curves.show_runs(self.state.runs, selected)
         self.poll()
 
     def show_curves(self, run_ids: list[int], title: str) -> None:
@@ -198,11 +220,15 @@ class SweepScreen(PollingScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if self.state is not None:
-            self._fill_table(self.state.runs)
+            self._fill_table()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "figure":  # once laid out: the plot takes the pane's size
             self.call_after_refresh(self._draw_figure)
+        elif event.pane.id == "phase":  # the curves of the cell under the cursor, at once
+            self.query_one(PhaseMap).announce()
+        elif event.pane.id == "runs" and not self.overlaid:
+            self._preview()
 
     FIGURE_EVERY_S = 5.0  # a shown figure is drawn again this often while the sweep trains
 
@@ -235,12 +261,17 @@ class SweepScreen(PollingScreen):
                  "figure": "#figure-scroll"}[tab]  # fmt: skip
         self.query_one(focus).focus()
 
+    # -- how the curves are drawn: every curve view alike ---------------------------------
+
+    def _set_view(self, **changes) -> None:
+        for curves in self.query(Curves):
+            curves.set_view(**changes)
+
     def action_toggle_log(self) -> None:
         self.log_step = not self.log_step
 
     def watch_log_step(self, log_step: bool) -> None:
-        for curves in self.query(Curves):
-            curves.set_log_step(log_step)
+        self._set_view(log_step=log_step)
 
     def action_next_metric(self) -> None:
         """The next series beside accuracy, of those this sweep logs (norm, losses, per task)."""
@@ -258,13 +289,32 @@ class SweepScreen(PollingScreen):
 
     def watch_metric(self, metric: str) -> None:
         self.notify(f"curves: {series_label(metric)}")
-        for curves in self.query(Curves):
-            curves.set_metric(metric)
+        self._set_view(metric=metric)
+
+    def action_next_group(self) -> None:
+        """Each run alone, the seeds of a grid point together, then by each grid key."""
+        options = group_keys(self.state.runs if self.state else [])
+        at = options.index(self.group) if self.group in options else 0
+        self.group = options[(at + 1) % len(options)]
+
+    def watch_group(self, group: str | None) -> None:
+        said = "each run alone" if group is None else f"grouped by {group} (mean, 95% band)"
+        self.notify(f"curves: {said}")
+        self._set_view(group=group)
+
+    def action_next_smoothing(self) -> None:
+        self.smooth = SMOOTHING[(SMOOTHING.index(self.smooth) + 1) % len(SMOOTHING)]
+
+    def watch_smooth(self, smooth: float) -> None:
+        self.notify(f"curves: EMA {smooth:g}" if smooth else "curves: not smoothed")
+        self._set_view(smooth=smooth)
+
+    # -- the run table --------------------------------------------------------------------
 
     def action_sort(self) -> None:
         """The next column, ascending (S reverses): as htop and k9s sort."""
         self.descending = False
-        self.sort_column = (self.sort_column + 1) % len(RUN_COLUMNS)
+        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
 
     def action_reverse(self) -> None:
         self.descending = not self.descending
@@ -276,15 +326,9 @@ class SweepScreen(PollingScreen):
         self._sorted()
 
     def _sorted(self) -> None:
-        """The header marks the sort column and its direction."""
-        table = self.query_one("#run-table", DataTable)
-        table.clear(columns=True)  # a column's label set in place is not redrawn
-        for i, col in enumerate(RUN_COLUMNS):
-            mark = (" v" if self.descending else " ^") if i == self.sort_column else ""
-            table.add_column(Text(col + mark), key=col)
-        self.table_rows = {}
-        if self.state is not None:
-            self._fill_table(self.state.runs)
+        runs = self.state.runs if self.state else []
+        text = self.query_one("#filter", Input).value
+        self.query_one(RunTable).sort_by(self.sort_column, self.descending, runs, text)
 
     def action_filter(self) -> None:
         self.query_one(TabbedContent).active = "runs"
@@ -313,26 +357,3 @@ def _worker_line(w: Worker) -> str:
     return (
         f"worker {w.id} {device}: {where} {rate} (heartbeat {time.time() - w.heartbeat:.0f}s ago)"
     )
-
-
-def _cells(r: Run) -> tuple:
-    status = "stopped" if r.status == "queued" and r.step else r.status  # resumes from there
-    return (r.key, status, str(r.step), _fmt(r.value("train_acc")), _fmt(r.value("val_acc")),
-            _fmt(r.value("norm"), 1), (r.error if r.status == "failed" else r.short_label) or "")  # fmt: skip
-
-
-def _sort_key(run: Run, column: str, descending: bool = False):
-    # Keys sort in grid order (d=8 before d=16), which the run id keeps.
-    values = {"key": run.id, "status": run.status, "step": run.step, "train": run.value("train_acc"),
-              "val": run.value("val_acc"), "norm": run.value("norm"), "label": run.label}  # fmt: skip
-    value = values[column]
-    if value is None:  # last either way
-        return (1, 0)
-    if isinstance(value, str):  # reversed by its characters' codes
-        value = tuple(-ord(ch) for ch in value.lower()) + (1,) if descending else value.lower()
-        return (0, value)
-    return (0, -value if descending else value)
-
-
-def _fmt(value, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"

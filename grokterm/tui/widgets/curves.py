@@ -1,41 +1,38 @@
-"""Live curves of the selected runs: train and validation accuracy and the parameter
-norm against step, optionally against log10 step (plotext cannot re-render a log
-axis, so the x values are log10 and the ticks are labelled by hand). A vertical line
-in a run's colour marks where it went into softmax collapse (labels.collapsed)."""
+"""Live curves of the chosen runs, drawn as the terminal figure is (grokterm.figures):
+accuracy (train by a run's letter, validation by its upper case) beside a series from
+the registry, against step, the legend under the plots. Drawn at the widget's size, so
+its axes always show. Each run, or each group of runs (its mean with a 95% band), keeps
+its colour and letter whichever others are drawn beside it (charts.curves_chart). A
+vertical line in a run's colour marks where it went into softmax collapse."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual_plotext import PlotextPlot
+from rich.text import Text
+from textual.widgets import Static
 
-from grokterm.charts import keep
-from grokterm.labels import COLLAPSE, collapsed
-from grokterm.records import MetricPoint
-from grokterm.series import SERIES
+from grokterm.charts import Chart, CurveView, curves_chart
+from grokterm.figures import render
+from grokterm.records import MetricPoint, Run
 
-MAX_RUNS = 6
+WAITING = "no points yet: the curves come with the first evaluation"
 
 
-class Curves(Horizontal, can_focus=True):
+class Curves(Static, can_focus=True):
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.log_step = True
-        self.metric = "norm"  # the series of the right-hand plot (grokterm.series)
-        self.series: dict[int, list[MetricPoint]] = {}  # run id -> its points so far
-        self.names: dict[int, str] = {}
-        self.collapse_marks: dict[int, float] = {}  # run id -> x of its collapse line, as drawn
+        super().__init__(WAITING, **kwargs)
+        self.view = CurveView()
+        self.runs: list[Run] = []  # the sweep's runs, which give colours and groups
+        self.series: dict[int, list[MetricPoint]] = {}  # chosen run id -> its points so far
+        self.chart: Chart | None = None  # what was last drawn
 
-    def compose(self) -> ComposeResult:
-        yield PlotextPlot(id="acc-plot")
-        yield PlotextPlot(id="norm-plot")
-
-    def show_runs(self, names: dict[int, str]) -> None:
-        """Start drawing these runs (id -> name); their points come through add_points."""
-        self.names = dict(list(names.items())[:MAX_RUNS])
-        self.series = {i: [] for i in self.names}
+    def show_runs(self, runs: Sequence[Run], chosen: Iterable[int]) -> None:
+        """Draw the chosen runs (ids) of `runs`; their points come through add_points."""
+        self.runs = list(runs)
+        chosen = set(chosen)
+        self.series = {r.id: [] for r in self.runs if r.id in chosen}
         self.redraw()
 
     def add_points(self, points_by_run: dict[int, list[MetricPoint]]) -> None:
@@ -47,69 +44,21 @@ class Curves(Horizontal, can_focus=True):
         if changed:
             self.redraw()
 
-    def set_metric(self, metric: str) -> None:
-        self.metric = metric
+    def set_view(self, **changes) -> None:
+        """Grouping, smoothing, series or step axis (charts.CurveView's fields)."""
+        self.view = replace(self.view, **changes)
         self.redraw()
 
-    def set_log_step(self, log_step: bool) -> None:
-        self.log_step = log_step
+    def on_resize(self) -> None:
         self.redraw()
 
     def redraw(self) -> None:
-        acc, norm = (
-            self.query_one("#acc-plot", PlotextPlot),
-            self.query_one("#norm-plot", PlotextPlot),
-        )
-        for widget, title in (
-            (acc, "accuracy: train - / val ."),
-            (norm, SERIES[self.metric].axis),
-        ):
-            plt = widget.plt
-            plt.clear_data()
-            plt.clear_figure()
-            plt.title(title)
-            plt.xlabel("log10 step" if self.log_step else "step")
-        width = max(self.size.width // 2 - 10, 10)
-        steps, self.collapse_marks = [], {}
-        for i, (run_id, rows) in enumerate(self.series.items()):
-            rows = [r for r in rows if r.step > 0 or not self.log_step]
-            xs = [math.log10(r.step) if self.log_step else r.step for r in rows]
-            steps += [r.step for r in rows]
-            if not xs:  # plotext fails on a labelled series without points
-                continue
-            idx = keep(len(xs), width)
-            x = [xs[k] for k in idx]
-            name = self.names[run_id]
-            acc.plt.plot(
-                x,
-                [SERIES["train_acc"].shown(rows[k].get("train_acc")) for k in idx],
-                color=i + 1,
-                label=name,
-                marker="braille",
-            )
-            acc.plt.plot(
-                x,
-                [SERIES["val_acc"].shown(rows[k].get("val_acc")) for k in idx],
-                color=i + 1,
-                marker="dot",
-            )
-            norm.plt.plot(
-                x,
-                [SERIES[self.metric].shown(rows[k].get(self.metric)) for k in idx],
-                color=i + 1,
-                marker="braille",
-            )
-            if at := collapsed(rows):  # (never at step 0: no log10 of it)
-                x_at = self.collapse_marks[run_id] = math.log10(at) if self.log_step else at
-                acc.plt.vline(x_at, color=i + 1)
-        if self.collapse_marks:
-            acc.plt.title(f"accuracy: train - / val .  | softmax collapse >= {COLLAPSE:g}")
-        acc.plt.ylim(0, 1)
-        if SERIES[self.metric].is_accuracy:
-            norm.plt.ylim(0, 1)
-        if self.log_step and steps:
-            lo, hi = math.floor(math.log10(min(steps))), math.ceil(math.log10(max(steps)))
-            for widget in (acc, norm):
-                widget.plt.xticks(list(range(lo, hi + 1)), [f"1e{k}" for k in range(lo, hi + 1)])
-        acc.refresh()
-        norm.refresh()
+        width, height = self.content_size
+        if not any(self.series.values()):
+            self.chart = None
+            self.update(WAITING if self.series else "")
+            return
+        if width < 30 or height < 8:  # not laid out yet, or no room for axes
+            return
+        self.chart = curves_chart(self.runs, self.series, self.view)
+        self.update(Text.from_ansi(render(self.chart, (width, height))))

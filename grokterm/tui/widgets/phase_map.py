@@ -27,7 +27,10 @@ STYLE = {  # label -> (letter, style)
     "not learned": ("N", "bold white on #6c6c6c"),
     "collapsed": ("X", "bold white on #af5fd7"),
 }
-CELL = 5  # characters per cell
+CELL = 5  # characters per cell, at the least; a wider map has wider cells
+WIDE_CELL = 10  # at the most
+VALUED = 9  # from this width a label's cell also shows the seeds' mean validation accuracy
+EMPTY = "#d0d0d0 on #303030"  # ink of its own: reversed under the cursor, it still reads
 LABEL = "label"
 # the steps a run's label records, by what a person calls them (records.Dynamics)
 STEPS = {"circuit_step": "step the circuit formed", "collapse_step": "step of softmax collapse"}
@@ -151,25 +154,34 @@ class PhaseMap(Widget, can_focus=True):
         return series.shown(value) if series else value
 
     def get_content_height(self, container, viewport, width) -> int:
-        return len(self.row_values) + 4
+        return 2 + len(self.row_values) + len(self._legend(width).split("\n"))
+
+    def cell_width(self) -> int:
+        """The cells share the width the map has, within CELL..WIDE_CELL characters."""
+        room = (self.content_size.width - 8) // max(len(self.col_values), 1)
+        return min(max(room, CELL), WIDE_CELL)
 
     def render(self) -> Text:
         text = Text()
         if not self.runs:
             return Text("no runs yet")
+        width = self.cell_width()
         text.append(f"{self.row_key or '':>7} \\ {self.col_key or ''}\n", style="dim")
-        text.append(" " * 8 + "".join(f"{_short(c):>{CELL}}" for c in self.col_values) + "\n")
+        text.append(" " * 8 + "".join(f"{_short(c, width):>{width}}" for c in self.col_values))
         for i, rv in enumerate(self.row_values):
-            text.append(f"{_short(rv):>7} ")
+            text.append(f"\n{_short(rv, 8):>7} ")
             for j, cv in enumerate(self.col_values):
-                text.append_text(self._cell((rv, cv), (i, j) == self.cursor))
-            text.append("\n")
-        return text + self._legend()
+                text.append_text(self._cell((rv, cv), (i, j) == self.cursor, width))
+        return text + "\n" + self._legend(self.content_size.width)
 
-    def _legend(self) -> Text:
+    def _legend(self, width: int) -> Text:
+        """Under the map, wrapped between its entries."""
         if self.colour == LABEL:
-            legend = "  ".join(f"{letter} {label}" for label, (letter, _) in STYLE.items())
-            return Text(legend + "  . running  * seeds disagree  (c: colour by)", style="dim")
+            entries = [f"{letter} {label}" for label, (letter, _) in STYLE.items()]
+            entries += [". running", "* seeds disagree", "(c: colour by)"]
+            if self.cell_width() >= VALUED:
+                entries.insert(-1, "number: mean final validation accuracy")
+            return Text(_wrap(entries, width), style="dim")
         series = SERIES.get(self.colour)
         name = f"final {series.label}" if series else STEPS[self.colour]
         text = Text(f"{name} (seeds' mean): ", style="dim")
@@ -181,31 +193,33 @@ class PhaseMap(Widget, can_focus=True):
             text.append("  ", style=f"on {colour}")
         return text + Text(f" {hi}  -- none", style="dim")
 
-    def _cell(self, key: tuple, selected: bool) -> Text:
+    def _cell(self, key: tuple, selected: bool, width: int = CELL) -> Text:
         cell = self.cells.get(key)
         if cell is None:
-            return Text(" " * CELL)
+            return Text(" " * width)
         point = cell["point"]
         running = any(r.status == "running" for r in cell["runs"])
         if self.colour != LABEL:
             body, style = self._value_cell(key, running)
         elif point is None or not point.labels:
-            body, style = (" .  " if running else "    "), "on #303030"
+            body, style = (" ." if running else ""), EMPTY
         else:
             letter, style = STYLE.get(point.label, ("?", ""))
-            body = f" {letter}{'*' if not point.agree else ' '} "
+            body = f" {letter}{'*' if not point.agree else ' '}"
+            if width >= VALUED:
+                body += f" {point.mean:.2f}"
         if selected:
             style += " reverse"
-        return Text(body, style=style) + Text(" ")
+        return Text(f"{body:<{width - 1}}", style=style) + Text(" ")
 
     def _value_cell(self, key: tuple, running: bool) -> tuple[str, str]:
         value = self.values.get(key)
         if value is None:  # nothing finished, or finished without it (a step never reached)
             done = self.cells[key]["done"]
-            return (" .  " if running else (" -- " if done else "    ")), "on #303030"
+            return (" ." if running else (" --" if done else "")), EMPTY
         at = self._axis(value)
         if self.scale is None or math.isnan(at):
-            return f"{_compact(value):>4}", "on #303030"
+            return f"{_compact(value):>4}", EMPTY
         lo, hi = self.scale
         k = 0 if hi == lo else round((at - lo) / (hi - lo) * (len(RAMP) - 1))
         ink = "black" if k >= 2 else "white"
@@ -219,6 +233,10 @@ class PhaseMap(Widget, can_focus=True):
 
     def watch_cursor(self) -> None:
         self.refresh()
+        self.announce()
+
+    def announce(self) -> None:
+        """Say which runs the cursor is on (the screen previews their curves)."""
         run_ids, title = self.selected_cell()
         if run_ids:
             self.post_message(self.CellHighlighted(run_ids, title))
@@ -256,5 +274,15 @@ def _compact(value: float) -> str:
     return f"e{math.floor(math.log10(size))}"
 
 
-def _short(value) -> str:
-    return "" if value is None else str(value)[: CELL - 1]
+def _short(value, width: int = CELL) -> str:
+    return "" if value is None else str(value)[: width - 1]
+
+
+def _wrap(entries: list[str], width: int) -> str:
+    """Entries two spaces apart, a line broken only between two of them."""
+    lines = [""]
+    for entry in entries:
+        if lines[-1] and len(lines[-1]) + 2 + len(entry) > max(width, 20):
+            lines.append("")
+        lines[-1] += ("  " if lines[-1] else "") + entry
+    return "\n".join(lines)
