@@ -45,7 +45,7 @@ def render(shown: Chart, size: tuple[int, int]) -> str:
 def _render(shown: Chart, size: tuple[int, int]) -> str:
     width, height = size
     legend = _legend(shown, width)
-    plt.clf()
+    plt.main()  # the whole figure: a clear acts on the active subplot only
     plt.clear_figure()
     plt.limitsize(False, False)  # the size asked for, even past the terminal (or a pipe)
     plt.plotsize(width, max(height - len(legend), 8))
@@ -56,7 +56,7 @@ def _render(shown: Chart, size: tuple[int, int]) -> str:
         if len(shown.panels) > 1:
             plt.subplot(1, col)
         _panel(panel, width // len(shown.panels))
-    lines = [plt.build(), *legend]
+    lines = [plt.build().rstrip("\n"), *legend]
     if shown.zones:
         lines += ["", "zones (P progression, U ungrokking, S semi-grokking, G grokking,"
                   " ? a curve not measured at this d):"]  # fmt: skip
@@ -78,7 +78,7 @@ def marker(colour: int, dotted: bool) -> str:
 
 
 def _panel(panel: Panel, width: int) -> None:
-    plt.title(f"{panel.title} ({panel.dotted}: upper case)" if panel.dotted else panel.title)
+    plt.title(panel.title)  # (what upper case stands for is in the legend)
     plt.xlabel(panel.xlabel)
     if panel.ylabel:
         plt.ylabel(panel.ylabel)
@@ -118,12 +118,15 @@ def _legend(shown: Chart, width: int) -> list[str]:
             entries.append((f"{letters} {line.label}{band}", ink(line.colour)))
     if not entries:
         return []
+    for panel in shown.panels:
+        if panel.dotted and any(line.dotted for line in panel.lines):
+            entries.append((f"(upper case: {panel.dotted})", 0))  # 0: the terminal's own ink
     rows, row, used = [], "", 0
     for text, colour in entries:
         if used and used + 3 + len(text) > width:
             rows.append(row)
             row, used = "", 0
-        row += ("   " if used else "") + f"\x1b[38;5;{colour}m{text}\x1b[0m"
+        row += ("   " if used else "") + (f"\x1b[38;5;{colour}m{text}\x1b[0m" if colour else text)
         used += (3 if used else 0) + len(text)
     return [*rows, row]
 

@@ -1,4 +1,5 @@
-"""How numbers and run filters read in figures and claims: in words, not Python's repr."""
+"""How numbers, run filters and legends read in figures, claims and the app: in words,
+not Python's repr."""
 
 from __future__ import annotations
 
@@ -24,3 +25,13 @@ def tick(value: float) -> str:
     if float(value).is_integer():
         return count(value) if abs(value) >= 1e4 else f"{value:.0f}"
     return f"{value:.3g}"
+
+
+def wrap(entries: list[str], width: int, gap: str = "  ") -> str:
+    """A legend's entries `gap` apart, its lines broken only between two entries."""
+    lines = [""]
+    for entry in entries:
+        if lines[-1] and len(lines[-1]) + len(gap) + len(entry) > width:
+            lines.append("")
+        lines[-1] += (gap if lines[-1] else "") + entry
+    return "\n".join(lines)

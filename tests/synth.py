@@ -41,8 +41,12 @@ def fake_curve(
 
 
 def make_sweep(
-    db, ds, ns, seeds, steps=2000, every=100, name="synth", finish=True, measures=False
-) -> int:
+    db, ds, ns, seeds, steps=2000, every=100, name="synth", finish=True, measures=False,
+    running=False,
+) -> int:  # fmt: skip
+    """A sweep, every cohort trained and finished; `finish` False: the first cohort
+    stopped halfway, the rest queued; `running`: the first cohort halfway, its worker
+    still training it (at 40 steps/s), the rest queued."""
     text = f"""name = "{name}"
 title = "Synthetic {name}"
 figure = "6"
@@ -59,17 +63,23 @@ plot = {{ kind = "final", x = "d", series = "n_train" }}
     worker = store.register_worker(sweep_id, "cpu")
     while (job := store.claim_cohort(sweep_id, worker, "cpu", lease_s=3600)) is not None:
         points, labels = [], {}
+        at = steps // 2 if running else steps
         for run in job.runs:
             c = run.config
             curve = fake_curve(c.d, c.n_train, c.seed, steps, every, run.id, measures)
+            curve = [m for m in curve if m.step <= at]
             points += curve
             labels[run.id] = dynamics(curve)
-        store.write_progress(job.cohort_id, worker, steps, points, labels=labels)
+        store.write_progress(job.cohort_id, worker, at, points, 40.0 if running else None,
+                             labels=labels)  # fmt: skip
+        if running:
+            break
         if finish:
             store.finish_cohort(job.cohort_id, worker)
         else:
             store.release_cohort(job.cohort_id, worker)
             break
-    store.worker_exit(worker, "finished")
+    if not running:
+        store.worker_exit(worker, "finished")
     store.close()
     return sweep_id

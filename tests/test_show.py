@@ -38,7 +38,7 @@ def test_show_draws_curves_and_checks_claims(tmp_path):
     assert "sweep 1: Tiny test sweep (paper), 4 of 4 runs finished" in out
     # where the numbers came from: float32 curves repeat bit for bit only there
     assert "sweep 1 trained on " in out and ", engine auto (2 workers)" in out
-    assert "accuracy (validation: upper case)" in out and "parameter norm" in out
+    assert "(upper case: validation)" in out and "parameter norm" in out
     assert "n_train=80 seed=0" in out and "1e2" in out  # legend, log-step ticks
     assert "the paper's claims" in out
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 3}

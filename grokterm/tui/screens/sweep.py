@@ -26,6 +26,7 @@ from textual.widgets import (
     TabPane,
 )  # fmt: skip
 
+from grokterm import gpu_stats
 from grokterm.charts import group_keys
 from grokterm.export import safe_name
 from grokterm.progress import runs_text, work_text
@@ -65,6 +66,8 @@ class SweepScreen(PollingScreen):
         Binding("z", "next_smoothing", "smooth", show=False),
     ]
 
+    clock = staticmethod(time.time)  # what a heartbeat's age is measured against
+
     selected: reactive[tuple[int, ...]] = reactive((), init=False)  # runs whose curves are drawn
     sort_column: reactive[int] = reactive(0, init=False)  # index into run_table.COLUMNS
     descending: reactive[bool] = reactive(False, init=False)  # the sort's direction
@@ -93,7 +96,7 @@ class SweepScreen(PollingScreen):
         yield ProgressBar(id="progress", show_eta=False)
         yield Static(id="workers")
         with TabbedContent(initial="runs"):
-            with TabPane("Runs", id="runs"), Horizontal():
+            with TabPane("Runs", id="runs"), Horizontal(id="runs-row"):
                 with Vertical(id="runs-left"):
                     yield Input(placeholder="filter runs (key, status or label)", id="filter")
                     yield RunTable(id="run-table")
@@ -127,6 +130,7 @@ class SweepScreen(PollingScreen):
         start = time.perf_counter()
         with self.app.reader() as store:
             state = read_sweep(store, self.sweep_id, self.selected, self.cursor_rowid)
+        state.gpus = gpu_stats.lines(gpu_stats.read())  # none without a GPU or nvidia-ml-py
         self.post_message(self.Updated(state, time.perf_counter() - start))
 
     def on_sweep_screen_updated(self, message: Updated) -> None:
@@ -155,7 +159,7 @@ class SweepScreen(PollingScreen):
         p = state.progress
         head = f"{work_text(p, state.workers)}; {runs_text(p)}"
         errors = [f"worker {w.id} ({w.status}): {w.error}  log: {w.log}" for w in state.failures]
-        workers = [_worker_line(w) for w in state.workers]
+        workers = [_worker_line(w, self.clock()) for w in state.workers]
         return "\n".join([head, *workers, *state.gpus, *errors])
 
     def _fill_table(self) -> None:
@@ -350,10 +354,8 @@ class SweepScreen(PollingScreen):
         self.app.export_sweep(self.sweep_id)  # says where, or why not
 
 
-def _worker_line(w: Worker) -> str:
+def _worker_line(w: Worker, now: float) -> str:
     rate = f"{w.steps_per_sec:.0f} steps/s" if w.steps_per_sec else ""
     where = f"cohort {w.cohort_id} step {w.step}/{w.cohort_steps}" if w.cohort_id else "waiting"
     device = f"{w.device} on {w.node}" if w.node else w.device  # a Ray worker's node
-    return (
-        f"worker {w.id} {device}: {where} {rate} (heartbeat {time.time() - w.heartbeat:.0f}s ago)"
-    )
+    return f"worker {w.id} {device}: {where} {rate} (heartbeat {now - w.heartbeat:.0f}s ago)"

@@ -17,6 +17,7 @@ from textual.widget import Widget
 from grokterm.analysis import aggregate
 from grokterm.records import Run
 from grokterm.series import SERIES
+from grokterm.wording import wrap
 
 STYLE = {  # label -> (letter, style)
     "progression": ("P", "bold black on #5fafff"),
@@ -167,7 +168,7 @@ class PhaseMap(Widget, can_focus=True):
             return Text("no runs yet")
         width = self.cell_width()
         text.append(f"{self.row_key or '':>7} \\ {self.col_key or ''}\n", style="dim")
-        text.append(" " * 8 + "".join(f"{_short(c, width):>{width}}" for c in self.col_values))
+        text.append(" " * 8 + "".join(f" {_short(c, width):<{width - 1}}" for c in self.col_values))
         for i, rv in enumerate(self.row_values):
             text.append(f"\n{_short(rv, 8):>7} ")
             for j, cv in enumerate(self.col_values):
@@ -181,7 +182,7 @@ class PhaseMap(Widget, can_focus=True):
             entries += [". running", "* seeds disagree", "(c: colour by)"]
             if self.cell_width() >= VALUED:
                 entries.insert(-1, "number: mean final validation accuracy")
-            return Text(_wrap(entries, width), style="dim")
+            return Text(wrap(entries, max(width, 20)), style="dim")
         series = SERIES.get(self.colour)
         name = f"final {series.label}" if series else STEPS[self.colour]
         text = Text(f"{name} (seeds' mean): ", style="dim")
@@ -276,13 +277,3 @@ def _compact(value: float) -> str:
 
 def _short(value, width: int = CELL) -> str:
     return "" if value is None else str(value)[: width - 1]
-
-
-def _wrap(entries: list[str], width: int) -> str:
-    """Entries two spaces apart, a line broken only between two of them."""
-    lines = [""]
-    for entry in entries:
-        if lines[-1] and len(lines[-1]) + 2 + len(entry) > max(width, 20):
-            lines.append("")
-        lines[-1] += ("  " if lines[-1] else "") + entry
-    return "\n".join(lines)

@@ -11,9 +11,10 @@ from textual.widgets import DataTable
 from grokterm.records import Run
 from grokterm.tui.widgets.phase_map import STYLE
 from grokterm.tui.widgets.tables import sync_table
+from grokterm.wording import wrap
 
 COLUMNS = ("key", "status", "step", "train", "val", "norm", "label")
-MARKS = "+ still rising, - still falling, ? uncertain"
+MARKS = ["+ still rising", "- still falling", "? uncertain"]
 
 
 class RunTable(DataTable):
@@ -57,18 +58,17 @@ class RunTable(DataTable):
         return (True, True)
 
     def legend(self, runs: list[Run]) -> str:
-        """What the shortened cells stand for ("" where nothing is shortened)."""
+        """What the shortened cells stand for, wrapped between entries ("" where nothing
+        is shortened)."""
         letters, values = self.short
-        parts = []
+        entries = []
         if letters:
             seen = {r.label for r in runs if r.label}
-            parts.append(
-                "  ".join(f"{s[0]} {label}" for label, s in STYLE.items() if label in seen)
-            )
-            parts.append(MARKS)
+            entries += [f"{s[0]} {label}" for label, s in STYLE.items() if label in seen]
+            entries += MARKS
         if values and runs:
-            parts.append("key: " + " ".join(runs[0].grid))
-        return "; ".join(p for p in parts if p)
+            entries.append("key: " + " ".join(runs[0].grid))
+        return wrap(entries, max(self.size.width, 20))
 
     def run_at_cursor(self) -> int | None:
         if not self.row_count:
