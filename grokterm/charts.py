@@ -134,7 +134,7 @@ def curves_chart(
                 line.label = label if key != "val_acc" and panel is panels[0] else None
                 line.colour, line.dotted = colour, key == "val_acc"
                 panel.lines.append(line)
-        if len(drawn) == 1 and (at := collapsed(drawn[0])):  # a group has no one step
+        if len(members) == 1 and (at := collapsed(drawn[0])):  # a group has no one step
             panels[0].marks.append((float(at), colour))
     if panels[0].marks:
         panels[0].title += f", | softmax collapse >= {COLLAPSE:g}"
@@ -166,20 +166,22 @@ def group_keys(runs: Sequence[Run]) -> list[str | None]:
 
 
 def _mean_curve(members: list[list[MetricPoint]], key: str, smooth: float, log_step: bool) -> Line:
-    """The members' mean of a series at each step any of them was evaluated at, with its
-    95% band where two or more have a value there; each member smoothed first."""
+    """The members' mean of a series at each step all of them were evaluated at (a sweep
+    still training: up to the one furthest behind), with its 95% band where there are two
+    or more; each member smoothed first, the mean and band taken as drawn (of log10 on a
+    log series: a geometric mean)."""
+    shown = SERIES[key].shown
     at: dict[int, list[float]] = {}
     for rows in members:
-        rows = [m for m in rows if m.step > 0 or not log_step]  # (no step 0 on a log axis)
-        for step, value in zip((m.step for m in rows), ema([m.get(key) for m in rows], smooth)):
-            if value is not None and math.isfinite(value):
-                at.setdefault(step, []).append(value)
-    steps = sorted(at)
+        values = ema([m.get(key) for m in rows], smooth)  # (then step 0 off a log axis)
+        for m, value in zip(rows, values):
+            if (m.step > 0 or not log_step) and math.isfinite(y := shown(value)):
+                at.setdefault(m.step, []).append(y)
+    steps = sorted(s for s, ys in at.items() if len(ys) == len(members))
     stats = [mean_ci(at[s]) for s in steps]
-    shown = SERIES[key].shown
-    line = Line(None, [float(s) for s in steps], [shown(m) for m, _, _ in stats])
+    line = Line(None, [float(s) for s in steps], [m for m, _, _ in stats])
     if len(members) > 1:
-        line.low, line.high = [shown(lo) for _, lo, _ in stats], [shown(hi) for *_, hi in stats]
+        line.low, line.high = [lo for _, lo, _ in stats], [hi for *_, hi in stats]
     return line
 
 

@@ -122,7 +122,7 @@ def _panel(ax, panel: Panel) -> None:
         ax.set_ylim(*panel.ylim)
     ax.set_title(f"{panel.title} ({panel.dotted} dotted)" if panel.dotted else panel.title)
     ax.set_xlabel(panel.xlabel)
-    ax.set_ylabel(panel.ylabel)
+    ax.set_ylabel("\n".join(textwrap.wrap(panel.ylabel, 32)))  # a long one would reach the title
 
 
 def _zones(ax, chart: Chart) -> None:

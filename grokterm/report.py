@@ -5,7 +5,7 @@ view over other sweeps (fig 1's zones) the curves it is drawn from. No torch."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from grokterm import analysis, provenance
 from grokterm.charts import Chart, chart, zones_chart
@@ -60,8 +60,8 @@ def report(
     runs, notes = pool_runs(store, sweep, store.runs(sweep.id), pooled)
     notes = [machines(store, s) for s in (sweep, *pooled)] + notes
     curves = store.run_points([r.id for r in runs]) if preset.plot["kind"] == "curves" else {}
-    shown = chart(preset.plot | ({"metric": metric} if metric else {}), runs, curves)
-    shown.title = preset.title
+    shown = replace(chart(preset.plot | ({"metric": metric} if metric else {}), runs, curves),
+                    title=preset.title)  # fmt: skip
     return Report(title, shown, render(shown, size), check_claims(preset.claims, runs), notes)
 
 
@@ -105,8 +105,7 @@ def _view(store: Store, preset: Preset, pooled: Sequence[Sweep], size) -> Report
     )
     mem = {p.grid["d"]: p.mean for p in analysis.d_mem(done[mem_name])}
     ns = sorted({r.config.n_train for r in runs[crit_name]})
-    shown = zones_chart(crit, mem, ns)
-    shown.title = preset.title
+    shown = replace(zones_chart(crit, mem, ns), title=preset.title)
     figure = render(shown, (size[0], max(size[1] - 8, 10)))
     claims = [res for name in preset.sources
               for res in check_claims([c for c in preset.claims if c.source == name], runs[name])]  # fmt: skip

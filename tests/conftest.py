@@ -134,3 +134,12 @@ def uninterrupted(tmp_path_factory):
     result = curves(directory / "runs.db")
     assert len(result) == 4 * 31 + 1
     return result
+
+
+@pytest.fixture(autouse=True)
+def no_gpu_lines(monkeypatch):
+    """The app's screens show no GPU lines in tests, so that a GPU box with the gpu extra
+    sees the same screens as CI; a test that checks them puts the reading back."""
+    from grokterm.tui.screens.sweep import SweepScreen
+
+    monkeypatch.setattr(SweepScreen, "gpu_lines", staticmethod(list))

@@ -25,6 +25,7 @@ from grokterm.charts import (
 )
 from grokterm.records import MetricPoint, Run, RunConfig
 from grokterm.tui.app import GroktermApp
+from grokterm.tui.screens.sweep import SweepScreen, read_gpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,6 +191,8 @@ async def test_the_phase_map_previews_at_once_grows_and_wraps_its_legend_whole(d
 
 
 async def test_the_sweep_screen_shows_each_gpus_use_and_nothing_without_one(db, monkeypatch):
+    monkeypatch.setattr(SweepScreen, "gpu_lines", staticmethod(read_gpus))  # (conftest: off)
+    monkeypatch.setattr(gpu_stats, "read", lambda: [])  # this machine, as a CPU-only one
     app = GroktermApp(db, ROOT / "presets", workers=2)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await open_first_sweep(pilot)
@@ -198,3 +201,46 @@ async def test_the_sweep_screen_shows_each_gpus_use_and_nothing_without_one(db, 
         monkeypatch.setattr(gpu_stats, "read", lambda: [stat])
         line = "GPU 0 NVIDIA H200: 87% busy, 12.0/140.0 GiB"  # at the next poll
         await wait_until(pilot, lambda: line in shown_text(screen.query_one("#workers")))
+
+
+def test_a_group_is_drawn_where_all_its_runs_were_evaluated_and_a_log_series_as_drawn():
+    runs = _runs([{"d": 32, "seed": s} for s in range(2)])
+    ahead = [
+        MetricPoint(1, s, {"restricted_loss": v}) for s, v in ((0, 1.0), (100, 0.1), (200, 0.01))
+    ]
+    behind = [MetricPoint(2, s, {"restricted_loss": v}) for s, v in ((0, 1.0), (100, 0.001))]
+    drawn = curves_chart(runs, {1: ahead, 2: behind}, CurveView(group=ALL_BUT_SEED,
+                                                                  metric="restricted_loss"))  # fmt: skip
+    (loss,) = drawn.panels[1].lines
+    assert loss.xs == [100.0]  # not step 0 on a log axis, not 200 (one run got there)
+    assert loss.ys == [pytest.approx(-2.0)]  # the mean of log10 0.1 and log10 0.001
+    assert loss.low[0] < -2.0 < loss.high[0]  # a band in the plotted space, not below 0
+    linear = CurveView(group=ALL_BUT_SEED, metric="restricted_loss", log_step=False)
+    assert curves_chart(runs, {1: ahead, 2: behind}, linear).panels[1].lines[0].xs == [0.0, 100.0]
+
+
+async def test_the_cursor_keeps_its_run_through_a_rebuild_and_the_overlay_comes_back(db):
+    app = GroktermApp(db, ROOT / "presets", workers=2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_first_sweep(pilot)
+        table = screen.query_one("#run-table")
+        await pilot.press("down", "down", "down")
+        await settle(pilot)
+        run_id = table.run_at_cursor()
+        assert screen.selected == (run_id,)  # the cursor's run, beside the table
+        await pilot.press("s", "s", "s", "s", "S")  # sorted by validation, reversed: rebuilt
+        await settle(pilot)
+        assert table.run_at_cursor() == run_id and screen.selected == (run_id,)
+        await pilot.press("space", "3")  # overlaid; the phase map previews its own cell
+        await settle(pilot)
+        assert screen.selected != (run_id,)
+        await pilot.press("1")
+        await settle(pilot)
+        assert screen.selected == (run_id,)  # the overlay, as chosen
+        await pilot.press("b")  # grouped: the run's seeds join it, for the band
+        await settle(pilot)
+        run = next(r for r in screen.state.runs if r.id == run_id)
+        seeds = [r.id for r in screen.state.runs
+                 if {k: v for k, v in r.grid.items() if k != "seed"}
+                 == {k: v for k, v in run.grid.items() if k != "seed"}]  # fmt: skip
+        assert screen.selected == tuple(seeds) and len(seeds) == 2

@@ -21,6 +21,7 @@ KEYS = """\
   enter on a run: its detail     space: overlay its curves
   enter on a phase-map cell: its curves
   g  log / linear step      m  series beside accuracy
+  b  group runs (mean, 95% band)   z  smooth (EMA)
   c  colour the phase map: label, steps, series
   s  sort by the next column   S  reverse the sort
   /  filter runs (enter: keep it, escape: clear it)

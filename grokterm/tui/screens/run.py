@@ -28,6 +28,7 @@ class RunState:
     workers: list[Worker]  # the running ones training its cohort
     points: list[MetricPoint] = field(default_factory=list)  # after since_rowid
     since_rowid: int = 0
+    runs: list[Run] = field(default_factory=list)  # the sweep's: its colour is its place there
 
 
 class RunScreen(PollingScreen):
@@ -61,11 +62,13 @@ class RunScreen(PollingScreen):
 
     def read(self) -> None:
         with self.app.reader() as store:
-            run = next(r for r in store.runs(self.sweep_id) if r.id == self.run_id)
+            runs = store.runs(self.sweep_id)
+            run = next(r for r in runs if r.id == self.run_id)
             workers = [w for w in store.workers(self.sweep_id)
                        if w.status == "running" and w.cohort_id == run.cohort_id]  # fmt: skip
             points = store.run_points([run.id], self.cursor_rowid).get(run.id, [])
-            state = RunState(store.sweep(self.sweep_id), run, workers, points, self.cursor_rowid)
+            state = RunState(store.sweep(self.sweep_id), run, workers, points, self.cursor_rowid,
+                             runs)  # fmt: skip
         self.post_message(self.Updated(state))
 
     def on_run_screen_updated(self, message: Updated) -> None:
@@ -81,7 +84,7 @@ class RunScreen(PollingScreen):
         )
         curves = self.query_one(Curves)
         if not curves.series:
-            curves.show_runs([run], [run.id])
+            curves.show_runs(state.runs, [run.id])  # in the colour it has in the sweep
         if state.since_rowid == self.cursor_rowid and state.points:
             self.cursor_rowid = state.points[-1].rowid
             curves.add_points({run.id: state.points})

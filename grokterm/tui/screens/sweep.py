@@ -27,7 +27,7 @@ from textual.widgets import (
 )  # fmt: skip
 
 from grokterm import gpu_stats
-from grokterm.charts import group_keys
+from grokterm.charts import group_keys, groups
 from grokterm.export import safe_name
 from grokterm.progress import runs_text, work_text
 from grokterm.records import Worker
@@ -44,6 +44,11 @@ from grokterm.tui.widgets.run_table import COLUMNS, RunTable
 
 SMOOTHING = (0.0, 0.6, 0.9)  # the EMA factors `z` steps through
 WIDE = 120  # columns from which the run table and its curves sit side by side
+
+
+def read_gpus() -> list[str]:
+    """Each GPU's use and memory; none without a GPU or nvidia-ml-py."""
+    return gpu_stats.lines(gpu_stats.read())
 
 
 class SweepScreen(PollingScreen):
@@ -67,6 +72,7 @@ class SweepScreen(PollingScreen):
     ]
 
     clock = staticmethod(time.time)  # what a heartbeat's age is measured against
+    gpu_lines = staticmethod(read_gpus)  # a line per GPU of this machine
 
     selected: reactive[tuple[int, ...]] = reactive((), init=False)  # runs whose curves are drawn
     sort_column: reactive[int] = reactive(0, init=False)  # index into run_table.COLUMNS
@@ -86,6 +92,8 @@ class SweepScreen(PollingScreen):
         self.sweep_id = sweep_id
         self.state: SweepState | None = None
         self.overlaid: set[int] = set()  # runs chosen with space (else: the one at the cursor)
+        self.chosen: list[int] = []  # the runs asked for; `selected` adds their groups' runs
+        self.previewed: int | None = None  # the cursor's run whose curves are drawn
         self.cursor_rowid = 0
         self.selection_title = ""
         self.last_refresh_ms = 0.0
@@ -130,7 +138,7 @@ class SweepScreen(PollingScreen):
         start = time.perf_counter()
         with self.app.reader() as store:
             state = read_sweep(store, self.sweep_id, self.selected, self.cursor_rowid)
-        state.gpus = gpu_stats.lines(gpu_stats.read())  # none without a GPU or nvidia-ml-py
+        state.gpus = self.gpu_lines()
         self.post_message(self.Updated(state, time.perf_counter() - start))
 
     def on_sweep_screen_updated(self, message: Updated) -> None:
@@ -176,13 +184,24 @@ class SweepScreen(PollingScreen):
         self.app.push_screen(RunScreen(self.sweep_id, int(event.row_key.value)))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._preview()
+        if self.query_one(TabbedContent).active == "runs":  # (a rebuild elsewhere: not asked)
+            self._preview()
 
-    def _preview(self) -> None:
-        """With no runs overlaid, the curves are those of the run under the table's cursor."""
+    def _preview(self, again: bool = False) -> None:
+        """With no runs overlaid, the curves are those of the run under the table's cursor
+        (drawn anew only when that run changes, or `again`)."""
         run_id = self.query_one(RunTable).run_at_cursor()
-        if self.state is not None and not self.overlaid and run_id is not None:
+        if self.state is None or self.overlaid or run_id is None:
+            return
+        if again or run_id != self.previewed:
+            self.previewed = run_id
             self.select_runs([run_id], next(r.key for r in self.state.runs if r.id == run_id))
+
+    def _overlay(self) -> None:
+        keys = [r.key for r in self.state.runs if r.id in self.overlaid]
+        self.select_runs(
+            list(self.overlaid), ", ".join(keys) if len(keys) < 3 else f"{len(keys)} runs"
+        )
 
     def action_toggle_run(self) -> None:
         """Space: the run under the cursor joins the overlaid curves, or leaves them."""
@@ -190,24 +209,28 @@ class SweepScreen(PollingScreen):
         if self.state is None or run_id is None:
             return
         self.overlaid ^= {run_id}
-        keys = [r.key for r in self.state.runs if r.id in self.overlaid]
-        self.select_runs(
-            list(self.overlaid), ", ".join(keys) if len(keys) < 3 else f"{len(keys)} runs"
-        )
+        if self.overlaid:
+            self._overlay()
+        else:
+            self._preview(again=True)
         self.notify(f"curves: {len(self.overlaid)} run(s) overlaid (2 shows them)")
-        if not self.overlaid:
-            self._preview()
 
     def on_phase_map_cell_highlighted(self, event: PhaseMap.CellHighlighted) -> None:
+        self.previewed = None  # back on the table, its cursor's run is drawn again
         self.select_runs(event.run_ids, event.title)
 
     def on_phase_map_cell_selected(self, event: PhaseMap.CellSelected) -> None:
         self.show_curves(event.run_ids, event.title)
 
     def select_runs(self, run_ids: list[int], title: str) -> None:
-        """The runs whose curves the curve views draw."""
-        self.selection_title = title
-        self.selected = tuple(r.id for r in self.state.runs if r.id in run_ids)
+        """The runs whose curves the curve views draw: these, and while the curves are
+        grouped, every run of their groups (one run's seeds, for its band)."""
+        self.chosen, self.selection_title = list(run_ids), title
+        wanted = set(run_ids)
+        if self.group is not None:
+            wanted = {r.id for _, group in groups(self.state.runs, self.group)
+                      if wanted & {m.id for m in group} for r in group}  # fmt: skip
+        self.selected = tuple(r.id for r in self.state.runs if r.id in wanted)
 
     def watch_selected(self, selected: tuple[int, ...]) -> None:
         """A new selection: its points are read anew from the first."""
@@ -231,8 +254,11 @@ class SweepScreen(PollingScreen):
             self.call_after_refresh(self._draw_figure)
         elif event.pane.id == "phase":  # the curves of the cell under the cursor, at once
             self.query_one(PhaseMap).announce()
-        elif event.pane.id == "runs" and not self.overlaid:
-            self._preview()
+        elif event.pane.id == "runs":  # the table's choice again, not a phase map cell's
+            if self.overlaid:
+                self._overlay()
+            else:
+                self._preview()
 
     FIGURE_EVERY_S = 5.0  # a shown figure is drawn again this often while the sweep trains
 
@@ -305,6 +331,8 @@ class SweepScreen(PollingScreen):
         said = "each run alone" if group is None else f"grouped by {group} (mean, 95% band)"
         self.notify(f"curves: {said}")
         self._set_view(group=group)
+        if self.state is not None:
+            self.select_runs(self.chosen, self.selection_title)  # their groups' runs too
 
     def action_next_smoothing(self) -> None:
         self.smooth = SMOOTHING[(SMOOTHING.index(self.smooth) + 1) % len(SMOOTHING)]

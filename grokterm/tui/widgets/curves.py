@@ -49,10 +49,12 @@ class Curves(Static, can_focus=True):
         self.view = replace(self.view, **changes)
         self.redraw()
 
-    def on_resize(self) -> None:
+    def on_resize(self) -> None:  # (also sent when a hidden tab's curves are shown again)
         self.redraw()
 
     def redraw(self) -> None:
+        if not self.is_on_screen:  # a hidden tab's curves: drawn when shown (on_resize)
+            return
         width, height = self.content_size
         if not any(self.series.values()):
             self.chart = None

@@ -157,9 +157,10 @@ class PhaseMap(Widget, can_focus=True):
     def get_content_height(self, container, viewport, width) -> int:
         return 2 + len(self.row_values) + len(self._legend(width).split("\n"))
 
-    def cell_width(self) -> int:
+    def cell_width(self, width: int | None = None) -> int:
         """The cells share the width the map has, within CELL..WIDE_CELL characters."""
-        room = (self.content_size.width - 8) // max(len(self.col_values), 1)
+        width = self.content_size.width if width is None else width
+        room = (width - 8) // max(len(self.col_values), 1)
         return min(max(room, CELL), WIDE_CELL)
 
     def render(self) -> Text:
@@ -180,7 +181,7 @@ class PhaseMap(Widget, can_focus=True):
         if self.colour == LABEL:
             entries = [f"{letter} {label}" for label, (letter, _) in STYLE.items()]
             entries += [". running", "* seeds disagree", "(c: colour by)"]
-            if self.cell_width() >= VALUED:
+            if self.cell_width(width) >= VALUED:
                 entries.insert(-1, "number: mean final validation accuracy")
             return Text(wrap(entries, max(width, 20)), style="dim")
         series = SERIES.get(self.colour)

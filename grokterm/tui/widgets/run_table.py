@@ -25,37 +25,39 @@ class RunTable(DataTable):
         self.sort_column, self.descending = 0, False
 
     def sort_by(self, column: int, descending: bool, runs: list[Run], text: str) -> None:
-        """The header marks the sort column and its direction."""
+        """The header marks the sort column and its direction; the cursor stays on its run."""
+        keep = self.run_at_cursor()
         self.sort_column, self.descending = column, descending
         self.clear(columns=True)  # a column's label set in place is not redrawn
         for i, col in enumerate(COLUMNS):
             mark = (" v" if descending else " ^") if i == column else ""
             self.add_column(Text(col + mark), key=col)
         self.cells_shown = {}
-        self.fill(runs, text)
+        self.fill(runs, text, keep)
 
-    def fill(self, runs: list[Run], text: str) -> None:
-        """The runs the filter text keeps, in the sort column's order."""
+    def fill(self, runs: list[Run], text: str, keep: int | None = None) -> None:
+        """The runs the filter text keeps, in the sort column's order, the cursor on the
+        run it was on (`keep`: the one it was on before a rebuild)."""
+        keep = self.run_at_cursor() if keep is None else keep
         text = text.strip().lower()
         shown = [r for r in runs if not text or text in f"{r.key} {r.status} {r.label}".lower()]
         shown.sort(key=lambda r: _sort_key(r, COLUMNS[self.sort_column], self.descending))
-        short = self._fit(shown)
+        short, rows = self._fit(shown)
         if short != self.short:  # columns only widen in place: narrower ones are rebuilt
             self.short = short
             self.sort_by(self.sort_column, self.descending, runs, text)
             return
-        rows = {str(r.id): _cells(r, *short) for r in shown}
-        self.cells_shown = sync_table(self, COLUMNS, self.cells_shown, rows)
+        at = None if keep is None else str(keep)
+        self.cells_shown = sync_table(self, COLUMNS, self.cells_shown, rows, keep=at)
 
-    def _fit(self, runs: list[Run]) -> tuple[bool, bool]:
-        """The first way of writing the cells that fits the table's width."""
-        room = (self.size.width or self.app.size.width) - 2  # (the scrollbar)
+    def _fit(self, runs: list[Run]) -> tuple[tuple[bool, bool], dict[str, tuple]]:
+        """The first way of writing the cells that fits the table's width, and the cells."""
+        room = (self.size.width or self.app.size.width) - 4  # (a scrollbar, a margin)
         for short in ((False, False), (True, False), (True, True)):
-            cells = [_cells(r, *short) for r in runs]
-            widths = [max([len(c), *(len(row[i]) for row in cells)]) + 2 for i, c in enumerate(COLUMNS)]  # fmt: skip
-            if sum(widths) + 2 <= room:
-                return short
-        return (True, True)
+            rows = {str(r.id): _cells(r, *short) for r in runs}
+            if sum(_widths(rows.values(), self.sort_column)) <= room:
+                break
+        return short, rows
 
     def legend(self, runs: list[Run]) -> str:
         """What the shortened cells stand for, wrapped between entries ("" where nothing
@@ -65,7 +67,8 @@ class RunTable(DataTable):
         if letters:
             seen = {r.label for r in runs if r.label}
             entries += [f"{s[0]} {label}" for label, s in STYLE.items() if label in seen]
-            entries += MARKS
+            marked = {r.short_label[-1] for r in runs if r.short_label and r.label}
+            entries += [m for m in MARKS if m[0] in marked]
         if values and runs:
             entries.append("key: " + " ".join(runs[0].grid))
         return wrap(entries, max(self.size.width, 20))
@@ -74,6 +77,12 @@ class RunTable(DataTable):
         if not self.row_count:
             return None
         return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+
+def _widths(rows, sort_column: int) -> list[int]:
+    """Each column as drawn: its longest cell, or its header with the sort's mark, padded."""
+    heads = [len(c) + 2 * (i == sort_column) for i, c in enumerate(COLUMNS)]
+    return [max([head, *(len(row[i]) for row in rows)]) + 2 for i, head in enumerate(heads)]
 
 
 def _cells(r: Run, letters: bool = False, values: bool = False) -> tuple:
