@@ -45,6 +45,9 @@ async def test_enter_on_a_run_shows_it_in_detail_and_w_writes_its_own_preset(app
         config = shown_text(screen.query_one("#run-config"))
         assert "weight_decay" in config and "n_train" in config
         await wait_until(pilot, lambda: len(screen.query_one("#run-curves").series[run.id]) == 21)
+        curves = screen.query_one("#run-curves")
+        await wait_until(pilot, lambda: curves.chart is not None)  # drawn, with room for axes
+        assert curves.content_size.height >= 12 and "step" in shown_text(curves)
         name = f"synth-run{run.id}.toml"
         assert f"grokterm run {name} --db alone.db" in shown_text(screen.query_one("#run-alone"))
         await pilot.press("w")
