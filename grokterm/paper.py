@@ -81,8 +81,11 @@ def _figure(chart: Chart):
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, handle)
         if handles:  # outside the data, under the axes
+            # as many entries a row as fit the figure's width (about 45 characters a column)
+            wide = max(len(label) for label in handles) + 6
+            ncol = max(1, min(len(handles), 45 * axes_count // wide))
             figure.legend(handles.values(), handles.keys(), loc="outside lower center",
-                          ncol=min(len(handles), 4 * axes_count), frameon=False)  # fmt: skip
+                          ncol=ncol, frameon=False)  # fmt: skip
         if chart.title:  # wrapped to the figure's width (about 50 characters a column)
             figure.suptitle(textwrap.fill(chart.title, 50 * axes_count))
     return figure
@@ -122,7 +125,7 @@ def _panel(ax, panel: Panel) -> None:
         ax.set_ylim(*panel.ylim)
     ax.set_title(f"{panel.title} ({panel.dotted} dotted)" if panel.dotted else panel.title)
     ax.set_xlabel(panel.xlabel)
-    ax.set_ylabel("\n".join(textwrap.wrap(panel.ylabel, 32)))  # a long one would reach the title
+    ax.set_ylabel("\n".join(textwrap.wrap(panel.ylabel, 24)))  # a long one would reach the title
 
 
 def _zones(ax, chart: Chart) -> None:
