@@ -22,11 +22,21 @@ def cohort_configs(**extra) -> list[RunConfig]:
     ]
 
 
+# Trainings are deterministic (conftest sets torch as a worker does), so a cohort or a
+# reference run trained once is shared by every test here and in test_engines that
+# trains it again with the same settings; the tests only read the rows.
+_COHORTS: dict = {}
+_REFERENCES: dict = {}
+
+
 def train_cohort(configs, **kwargs) -> dict[tuple[int, int], MetricRow]:
-    rows: dict[tuple[int, int], MetricRow] = {}
-    cohort = Cohort(configs, **kwargs)
-    cohort.train(lambda batch: rows.update({(r.run, r.step): r for r in batch}))
-    return rows
+    key = (tuple(configs), tuple(sorted(kwargs.items())))
+    if key not in _COHORTS:
+        rows: dict[tuple[int, int], MetricRow] = {}
+        cohort = Cohort(configs, **kwargs)
+        cohort.train(lambda batch: rows.update({(r.run, r.step): r for r in batch}))
+        _COHORTS[key] = rows
+    return _COHORTS[key]
 
 
 def as_dict(row: MetricRow) -> dict[str, float]:
@@ -34,9 +44,11 @@ def as_dict(row: MetricRow) -> dict[str, float]:
 
 
 def reference_curve(cfg: RunConfig) -> dict[int, dict[str, float]]:
-    curve: dict[int, dict[str, float]] = {}
-    train_reference(cfg, lambda step, m: curve.update({step: m}), dtype=torch.float64)
-    return curve
+    if cfg not in _REFERENCES:
+        curve: dict[int, dict[str, float]] = {}
+        train_reference(cfg, lambda step, m: curve.update({step: m}), dtype=torch.float64)
+        _REFERENCES[cfg] = curve
+    return _REFERENCES[cfg]
 
 
 def assert_matches_reference(configs, **kwargs):
