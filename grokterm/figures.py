@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import plotext as plt
 from rich.table import Table
 
+from grokterm import wording
 from grokterm.charts import Chart, Panel, chart, keep, zones_chart
 from grokterm.claims import NO_DATA, REPRODUCED, UNCERTAIN, ClaimResult
 from grokterm.records import MetricPoint, Run
@@ -84,14 +85,15 @@ def _panel(panel: Panel, width: int) -> None:
         plt.ylabel(panel.ylabel)
     x_of = math.log10 if panel.xlog else float
     for line in panel.lines:
-        xs, ys = _downsample([x_of(x) for x in line.xs], line.ys, max(width - 10, 10))
-        if not xs:  # plotext fails on a series without points
+        idx = keep(len(line.xs), max(width - 10, 10))  # the same points of a line and its band
+        if not idx:  # plotext fails on a series without points
             continue
-        plt.plot(xs, ys, color=ink(line.colour), marker=marker(line.colour, line.dotted))
+        xs = [x_of(line.xs[i]) for i in idx]
+        plt.plot(xs, [line.ys[i] for i in idx], color=ink(line.colour),
+                 marker=marker(line.colour, line.dotted))  # fmt: skip
         if line.low is not None:  # the 95% band's edges
             for edge in (line.low, line.high):
-                _, low = _downsample(line.xs, edge, max(width - 10, 10))
-                plt.scatter(xs, low, color=ink(line.colour), marker=".")
+                plt.scatter(xs, [edge[i] for i in idx], color=ink(line.colour), marker=".")
     for x, colour in panel.marks:
         plt.vline(x_of(x), color=ink(colour))
     if panel.ylim:
@@ -121,19 +123,14 @@ def _legend(shown: Chart, width: int) -> list[str]:
     for panel in shown.panels:
         if panel.dotted and any(line.dotted for line in panel.lines):
             entries.append((f"(upper case: {panel.dotted})", 0))  # 0: the terminal's own ink
-    rows, row, used = [], "", 0
-    for text, colour in entries:
-        if used and used + 3 + len(text) > width:
-            rows.append(row)
-            row, used = "", 0
-        row += ("   " if used else "") + (f"\x1b[38;5;{colour}m{text}\x1b[0m" if colour else text)
-        used += (3 if used else 0) + len(text)
-    return [*rows, row]
+    inks = iter(colour for _, colour in entries)  # (rows keeps the entries' order)
+    lines = wording.rows([text for text, _ in entries], width, "   ")
+    return ["   ".join(_coloured(text, next(inks)) for text in line) for line in lines]
 
 
-def _downsample(xs: list, ys: list, points: int) -> tuple[list, list]:
-    idx = keep(len(xs), points)
-    return [xs[i] for i in idx], [ys[i] for i in idx]
+def _coloured(text: str, colour: int) -> str:
+    """Text in a 256-colour ink; 0: the terminal's own."""
+    return f"\x1b[38;5;{colour}m{text}\x1b[0m" if colour else text
 
 
 def claims_table(results: Sequence[ClaimResult]) -> Table:

@@ -68,3 +68,8 @@ def lines(stats: list[GpuStat]) -> list[str]:
         f"{s.memory_used / GIB:.1f}/{s.memory_total / GIB:.1f} GiB"
         for s in stats
     ]
+
+
+def read_lines() -> list[str]:
+    """What the sweep screen shows: a line per GPU of this machine, none without one."""
+    return lines(read())

@@ -3,6 +3,8 @@ not Python's repr."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def count(n: float) -> str:
     """A count as a person writes it: 819712 -> 820k, 1500000 -> 1.5M."""
@@ -27,11 +29,20 @@ def tick(value: float) -> str:
     return f"{value:.3g}"
 
 
-def wrap(entries: list[str], width: int, gap: str = "  ") -> str:
-    """A legend's entries `gap` apart, its lines broken only between two entries."""
-    lines = [""]
+def rows(entries: Sequence[str], width: int, gap: str = "  ") -> list[list[str]]:
+    """A legend's entries in lines of at most `width` characters (`gap` between two),
+    broken only between entries; an entry longer than the width has a line of its own."""
+    lines: list[list[str]] = [[]]
+    used = 0
     for entry in entries:
-        if lines[-1] and len(lines[-1]) + len(gap) + len(entry) > width:
-            lines.append("")
-        lines[-1] += (gap if lines[-1] else "") + entry
-    return "\n".join(lines)
+        if lines[-1] and used + len(gap) + len(entry) > width:
+            lines.append([])
+            used = 0
+        used += (len(gap) if lines[-1] else 0) + len(entry)
+        lines[-1].append(entry)
+    return lines
+
+
+def wrap(entries: Sequence[str], width: int, gap: str = "  ") -> str:
+    """A legend's entries `gap` apart, its lines broken only between two entries."""
+    return "\n".join(gap.join(line) for line in rows(entries, width, gap))

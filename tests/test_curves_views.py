@@ -25,7 +25,7 @@ from grokterm.charts import (
 )
 from grokterm.records import MetricPoint, Run, RunConfig
 from grokterm.tui.app import GroktermApp
-from grokterm.tui.screens.sweep import SweepScreen, read_gpus
+from grokterm.tui.screens.sweep import SweepScreen
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,7 +191,9 @@ async def test_the_phase_map_previews_at_once_grows_and_wraps_its_legend_whole(d
 
 
 async def test_the_sweep_screen_shows_each_gpus_use_and_nothing_without_one(db, monkeypatch):
-    monkeypatch.setattr(SweepScreen, "gpu_lines", staticmethod(read_gpus))  # (conftest: off)
+    monkeypatch.setattr(
+        SweepScreen, "gpu_lines", staticmethod(gpu_stats.read_lines)
+    )  # (conftest: off)
     monkeypatch.setattr(gpu_stats, "read", lambda: [])  # this machine, as a CPU-only one
     app = GroktermApp(db, ROOT / "presets", workers=2)
     async with app.run_test(size=(100, 32)) as pilot:

@@ -46,11 +46,6 @@ SMOOTHING = (0.0, 0.6, 0.9)  # the EMA factors `z` steps through
 WIDE = 120  # columns from which the run table and its curves sit side by side
 
 
-def read_gpus() -> list[str]:
-    """Each GPU's use and memory; none without a GPU or nvidia-ml-py."""
-    return gpu_stats.lines(gpu_stats.read())
-
-
 class SweepScreen(PollingScreen):
     # The footer shows what fits 80 columns; the tabs' keys (1-4, also on the tabs), S,
     # g, m, b, z and e are under ? with the rest.
@@ -72,7 +67,7 @@ class SweepScreen(PollingScreen):
     ]
 
     clock = staticmethod(time.time)  # what a heartbeat's age is measured against
-    gpu_lines = staticmethod(read_gpus)  # a line per GPU of this machine
+    gpu_lines = staticmethod(gpu_stats.read_lines)  # a line per GPU of this machine
 
     selected: reactive[tuple[int, ...]] = reactive((), init=False)  # runs whose curves are drawn
     sort_column: reactive[int] = reactive(0, init=False)  # index into run_table.COLUMNS
