@@ -12,10 +12,13 @@ from grokterm.presets import RunSpec
 
 MAX_COHORT = {"cpu": 8, "cuda": 64}
 # Bytes of activations a run keeps for its backward pass, per example, position, layer
-# and unit of d, with the backward's own peak: 59 saved (autograd's saved tensors, the
-# full-sequence model), 70-100 peak (resident memory of a CPU step at 2-8 layers,
-# 2026-11-24). Deep rungs of figs 8 and 10 need tens of GB per run at paper scale.
-ACTIVATION_BYTES = 96
+# and unit of d, with the backward's own peak, by model path. Measured as a CPU eager
+# step's peak resident memory less the process's (2026-12-03, cohorts of 2-16 runs):
+# the full-sequence model 54-82 (2 layers; 70-100 at 2-8 layers on 2026-11-24), so 96
+# with room; the 1-layer last-position model, whose MLP and query see the last position
+# only, 25-41 (it was charged 96: 1.8-3.3x its peak). Deep rungs of figs 8 and 10 need
+# tens of GB per run at paper scale. On a GPU `grokterm bench --check` prints the ratio.
+ACTIVATION_BYTES = {"full": 96, "last": 40}
 
 
 def plan_cohorts(
@@ -40,8 +43,15 @@ def run_bytes(spec: RunSpec, examples: int | None = None) -> int:
     two AdamW moments, the activations kept for backward over its training set
     (padded to `examples` in a cohort), and the logits with their gradient."""
     c, n = spec.config, examples or spec.config.batch
-    activations = ACTIVATION_BYTES * n * c.seq_len * c.n_layers * c.d
+    per = ACTIVATION_BYTES["last" if last_position_only(c) else "full"]
+    activations = per * n * c.seq_len * c.n_layers * c.d
     return 16 * c.n_params + activations + 16 * n * c.p
+
+
+def last_position_only(c: RunConfig) -> bool:
+    """Whether the engine runs the model's fast path (grokterm.experiment.model.forward):
+    one layer without LayerNorm, computed at the last position only."""
+    return c.n_layers == 1 and not c.layernorm
 
 
 def cohort_bytes(cohort: list[RunSpec]) -> int:
@@ -170,7 +180,9 @@ def run_seconds(c: RunConfig) -> float:
     d = 256, two side by side). Deeper models run every position through every layer:
     per example, position and layer a cost in d^2, fitted to fig 8's ladder at paper
     data (n = 6000, 2026-11-24): 3.5, 17.8, 38 s a step at (layers, d) = (2, 256),
-    (4, 512), (8, 512)."""
+    (4, 512), (8, 512). Checked on 2026-12-03 (AMD EPYC, one thread a worker, eager):
+    two workers side by side took 0.55-1.13x it a step (add at d = 8 to 128, memorize,
+    multitask), one alone 0.36-1.26x (small models run up to 1.7x faster alone)."""
     n, size = c.batch, c.n_layers * (c.d * c.d + c.d * c.p)
     if c.n_layers > 1:
         return c.steps * (6e-3 + 0.8e-9 * n * c.seq_len * c.n_layers * c.d * c.d)

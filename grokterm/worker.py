@@ -4,7 +4,8 @@ A worker reports only through a small `Sink` (progress points and labels, heartb
 checkpoint bytes, finish, release, fail), which the store implements; a remote worker
 can send the same calls over another channel to the head, the only writer of runs.db.
 It flushes points in batches, saves a checkpoint every so often (after a flush, so no
-point is lost) and heartbeats from a thread for as long as it lives, also during a
+point is lost), both written in order by a reporter thread (grokterm.reporter), and
+heartbeats from a thread for as long as it lives, also during a
 long step; a cohort whose worker's heartbeat lapses is taken over by another worker and
 resumed from its checkpoint. Any error in a cohort is recorded and the cohort handed
 back, up to MAX_ATTEMPTS; then its runs are failed and the worker goes on with the
@@ -30,6 +31,7 @@ from grokterm import processes, provenance, settings
 from grokterm.labels import dynamics
 from grokterm.planning import cohort_seconds
 from grokterm.records import Assignment, Dynamics, MetricPoint
+from grokterm.reporter import Reporter
 from grokterm.store import LostCohort, Store
 
 LEASE_S = settings.seconds("GROKTERM_LEASE_S")  # heartbeat lapse before takeover
@@ -124,7 +126,8 @@ class Worker:
 def attempt(worker: Worker, job: Assignment) -> None:
     """Train a claimed cohort; any error is the cohort's, recorded and retried (the
     traceback goes to the worker's output). `worker` is a Worker or the Ray backend's
-    remote one: a sink, an id, a device, an engine, and `stopping`."""
+    remote one: a sink, open_sink (another sink, for the cohort's reporter thread), an
+    id, a device, an engine, and `stopping`."""
     try:
         CohortJob(worker, job).run()
     except LostCohort:
@@ -188,12 +191,21 @@ class CohortJob:
             return None
 
     def run(self) -> None:
-        if self.cohort.train(self.on_metrics, should_stop=self.tick):
-            self.flush()
-            self.sink.finish_cohort(self.job.cohort_id, self.worker.id)
-        else:
-            self.save()
-            self.sink.release_cohort(self.job.cohort_id, self.worker.id)
+        """Train to the end (then finish) or to a stop (then checkpoint and hand back).
+        Flushes and checkpoints are written by a reporter thread with a sink of its own;
+        the cohort's end is said only once they are all made."""
+        self.reporter = Reporter(self.worker.open_sink)
+        try:
+            done = self.cohort.train(self.on_metrics, should_stop=self.tick)
+            if done:
+                self.flush()
+            else:
+                self.save()
+            self.reporter.wait()
+        finally:
+            self.reporter.close()  # after an error: what is queued is dropped
+        end = self.sink.finish_cohort if done else self.sink.release_cohort
+        end(self.job.cohort_id, self.worker.id)
 
     def on_metrics(self, rows) -> None:
         for row in rows:
@@ -205,6 +217,7 @@ class CohortJob:
                 self.curves[point.run_id].append(point)
 
     def tick(self) -> bool:
+        self.reporter.check()  # a write refused (LostCohort) or failed ends the cohort here
         now = time.monotonic()
         if now - self.saved >= CHECKPOINT_S:
             self.save()
@@ -213,13 +226,20 @@ class CohortJob:
         return self.worker.stopping
 
     def flush(self) -> None:
+        """Hand the points since the last flush to the reporter, which labels the runs
+        they belong to (from a copy of their curves) and writes both in one go."""
         now, step = time.monotonic(), self.cohort.step
         elapsed = now - self.rated  # steps/s over at least half a second: a steady number
         rate = (step - self.rated_step) / elapsed if elapsed > 0.5 else None
-        changed = {p.run_id for p in self.buffer}
-        labels = {i: info for i in changed if (info := dynamics(self.curves[i]))}
-        self.sink.write_progress(self.job.cohort_id, self.worker.id, step, self.buffer, rate,
-                                 labels, self.diverged)  # fmt: skip
+        points, diverged = self.buffer, self.diverged
+        curves = {i: list(self.curves[i]) for i in {p.run_id for p in points}}
+        cohort_id, worker_id = self.job.cohort_id, self.worker.id
+
+        def write(sink: Sink) -> None:
+            labels = {i: info for i, curve in curves.items() if (info := dynamics(curve))}
+            sink.write_progress(cohort_id, worker_id, step, points, rate, labels, diverged)
+
+        self.reporter.submit(write)
         self.buffer, self.diverged = [], []
         self.flushed = now
         if rate is not None:
@@ -227,14 +247,20 @@ class CohortJob:
 
     def save(self) -> None:
         # Points first, state second: a checkpoint never gets ahead of the stored
-        # points. Dying in between resumes from the older state and re-logs.
-        import torch
-
+        # points. Dying in between resumes from the older state and re-logs. The state
+        # is copied here (state_dict), serialized and written by the reporter.
         self.flush()
-        data = io.BytesIO()
-        torch.save(self.cohort.state_dict(), data)
-        self.sink.save_checkpoint(self.job.cohort_id, self.worker.id, data.getvalue())
+        state, cohort_id, worker_id = self.cohort.state_dict(), self.job.cohort_id, self.worker.id
+        self.reporter.submit(lambda sink: sink.save_checkpoint(cohort_id, worker_id, _dump(state)))
         self.saved = time.monotonic()
+
+
+def _dump(state: dict) -> bytes:
+    import torch
+
+    data = io.BytesIO()
+    torch.save(state, data)
+    return data.getvalue()
 
 
 def _load(data: bytes) -> dict:

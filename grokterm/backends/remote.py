@@ -54,6 +54,9 @@ class QueuedSink:
 
         return queue
 
+    def close(self) -> None:
+        """Nothing to close: the head drains what is queued."""
+
     def take(self) -> list[Call]:
         with self.lock:
             calls, self.calls = self.calls, []
@@ -117,6 +120,10 @@ class RemoteWorker:
         self.sink = QueuedSink(points, checkpoint)
         attempt(self, job)
         sys.stderr.flush()
+
+    def open_sink(self) -> QueuedSink:
+        """The sink of a cohort's reporter thread: the same queue (it takes a lock)."""
+        return self.sink
 
     def drain(self) -> tuple[list[Call], str]:
         """The store calls queued since the last drain, and the output."""

@@ -340,9 +340,10 @@ class Cohort:
             "step": self.step,
             "last_eval": self.last_eval,
             "diverged": list(self.diverged),
-            "flat": self.flat.detach().cpu().clone(),
-            "exp_avg": self.exp_avg.cpu().clone(),
-            "exp_avg_sq": self.exp_avg_sq.cpu().clone(),
+            # one copy on the host (`.cpu().clone()` made two from a GPU)
+            "flat": self.flat.detach().to("cpu", copy=True),
+            "exp_avg": self.exp_avg.to("cpu", copy=True),
+            "exp_avg_sq": self.exp_avg_sq.to("cpu", copy=True),
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -1,0 +1,157 @@
+"""A cohort's flushes and checkpoints are written by a reporter thread: in order, while
+training goes on, and a refused write (LostCohort) ends the cohort with nothing more
+written."""
+
+import threading
+import time
+from contextlib import closing
+
+import pytest
+from conftest import TINY, write_preset
+
+from grokterm import sweeps, worker
+from grokterm.experiment.trainer import Cohort
+from grokterm.presets import load_preset
+from grokterm.reporter import Reporter
+from grokterm.store import LostCohort, Store
+
+
+class Recorder:
+    """A sink that records the writes made on it, and on which thread."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.calls: list[tuple[str, int]] = []
+        self.threads: set[str] = set()
+        self.closed = False
+        self.fail_at = fail_at
+
+    def write(self, i: int) -> None:
+        self.threads.add(threading.current_thread().name)
+        if i == self.fail_at:
+            raise OSError(f"disk full at {i}")
+        self.calls.append(("write", i))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_writes_are_made_in_order_on_the_reporters_thread():
+    sink = Recorder()
+    reporter = Reporter(lambda: sink)
+    for i in range(20):
+        reporter.submit(lambda s, i=i: s.write(i))
+    reporter.wait()
+    assert sink.calls == [("write", i) for i in range(20)]
+    assert sink.threads == {"reporter"}
+    reporter.close()
+    assert sink.closed
+
+
+def test_a_failed_write_comes_back_and_nothing_after_it_is_written():
+    sink = Recorder(fail_at=3)
+    reporter = Reporter(lambda: sink)
+    with pytest.raises(OSError, match="disk full at 3"):
+        for i in range(10):
+            reporter.submit(lambda s, i=i: s.write(i))
+        reporter.wait()
+    with pytest.raises(OSError, match="disk full at 3"):
+        reporter.check()
+    reporter.close()
+    assert sink.calls == [("write", i) for i in range(3)]
+
+
+def test_closing_drops_the_queued_writes_after_the_one_in_progress():
+    sink, started, release = Recorder(), threading.Event(), threading.Event()
+
+    def slow(s):
+        started.set()
+        release.wait(30)
+        s.write(0)
+
+    reporter = Reporter(lambda: sink)
+    reporter.submit(slow)
+    started.wait(30)
+    reporter.submit(lambda s: s.write(1))
+    threading.Timer(0.2, release.set).start()
+    reporter.close()  # waits for the write in progress, drops the queued one
+    assert sink.calls == [("write", 0)] and sink.closed
+
+
+def test_a_sink_that_cannot_open_comes_back_as_the_error():
+    def cannot():
+        raise OSError("runs.db: cannot be opened")
+
+    reporter = Reporter(cannot)
+    with pytest.raises(OSError, match="cannot be opened"):  # at the hand-over or the wait
+        reporter.submit(lambda s: s.write(0))
+        reporter.wait()
+    reporter.close()
+
+
+def new_sweep(directory):
+    plan = sweeps.plan_sweep(load_preset(write_preset(directory, TINY)), "paper", "cpu", 1)
+    store = Store(directory / "runs.db")
+    sweep, _ = sweeps.open_sweep(store, plan)
+    return store, sweep.id
+
+
+def test_training_goes_on_while_a_flush_is_written(tmp_path, monkeypatch):
+    """The reporter's first write waits until the cohort has trained 10 more steps, which
+    it can only do if the training thread is not the one writing."""
+    monkeypatch.setattr(worker, "FLUSH_S", 0.05)
+    store, sweep_id = new_sweep(tmp_path)
+    trained: list[int] = []
+    update = Cohort.update
+    monkeypatch.setattr(Cohort, "update", lambda self: (update(self), trained.append(self.step)))
+    seen: list[tuple[int, int]] = []
+
+    class Slow(Store):
+        def write_progress(self, cohort_id, worker_id, step, *args):
+            if not seen:
+                deadline = time.monotonic() + 60
+                while len(trained) < step + 10 and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                seen.append((step, len(trained)))
+            return super().write_progress(cohort_id, worker_id, step, *args)
+
+    with closing(store):
+        w = worker.Worker(store, lambda: Slow(store.path), sweep_id, "cpu", engine="eager")
+        w.work()
+        ((step, steps_by_then),) = seen
+        assert steps_by_then >= step + 10  # trained on while the flush was being written
+        runs = store.runs(sweep_id)
+        assert {r.status for r in runs} == {"done"} and all(r.label for r in runs)
+        steps = sorted({p.step for p in store.points(sweep_id)})
+        assert steps == list(range(0, 201, 20))
+        assert len(store.points(sweep_id)) == len(runs) * len(steps)
+
+
+def test_a_refused_write_ends_the_cohort_with_nothing_more_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(worker, "FLUSH_S", 0.0)  # a flush at every step
+    monkeypatch.setattr(worker, "CHECKPOINT_S", 0.0)  # and a checkpoint
+    store, sweep_id = new_sweep(tmp_path)
+    made: list[str] = []
+
+    class TakenOver(Store):  # another worker takes the cohort over after two writes
+        def write_progress(self, *args):
+            if len(made) >= 2:
+                raise LostCohort("taken over")
+            made.append("write_progress")
+            return super().write_progress(*args)
+
+        def save_checkpoint(self, *args):
+            if len(made) >= 2:
+                raise LostCohort("taken over")
+            made.append("save_checkpoint")
+            return super().save_checkpoint(*args)
+
+    with closing(store):
+        w = worker.Worker(store, lambda: TakenOver(store.path), sweep_id, "cpu", engine="eager")
+        job = store.claim_cohort(sweep_id, w.id, "cpu", 60)
+        cohort_job = worker.CohortJob(w, job)
+        with pytest.raises(LostCohort):
+            cohort_job.run()
+        assert made == ["write_progress", "save_checkpoint"]  # points first, then state
+        assert cohort_job.cohort.step < 200  # training stopped, not run to its end
+        cohort = next(c for c in store.cohorts(sweep_id) if c.id == job.cohort_id)
+        assert cohort.status == "running"  # not finished or handed back by this worker
