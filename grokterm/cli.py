@@ -366,9 +366,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"{torch.__version__} sees none here (plain `grokterm bench` times the CPU)",
                   file=sys.stderr)  # fmt: skip
             return 2
+        from grokterm import gpu_model
         from grokterm.gpu_check import run_check
 
-        return run_check(device, out=lambda line: print(line, flush=True))
+        return run_check(device, out=lambda line: print(line, flush=True),
+                         save_to=gpu_model.path())  # fmt: skip
     runs = args.runs or (44 if device.startswith("cuda") else 4)
     print(f"grokterm bench on {device} (torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads)", flush=True)  # fmt: skip

@@ -10,13 +10,16 @@ minutes on one H100/H200, printing every number docs/gpu.md asks for.
    up to memory or the time budget: where the GPU saturates;
 5. peak memory against the planner's estimate for three cohort shapes (one 8-layer);
 6. what TF32 matmuls do to a grokking curve (the demo's runs, float32 against tf32);
-7. the planner's GPU step model, and fig 3 and fig 6 at paper scale projected with it.
+7. the planner's GPU step model, and fig 3 and fig 6 at paper scale projected with it;
+   from `grokterm bench --check` the model is saved (grokterm.gpu_model) for this
+   machine's GPU dry runs.
 
 It needs neither the store nor the app (the GPU box may lack textual). The sizes are a
 dataclass, so the tests run the same code on the CPU at a tiny scale."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import time
 import traceback
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from grokterm import gpu_model
 from grokterm.bench import bench_case, engines_on
 from grokterm.config import RunConfig
 from grokterm.experiment.reference import train_reference
@@ -33,6 +37,7 @@ from grokterm.experiment.trainer import Cohort, MetricRow, configure_torch
 from grokterm.planning import (
     GPU_STEP_SHAPE,
     cohort_bytes,
+    gpu_cohort_cap,
     gpu_estimate_seconds,
     plan_cohorts,
     run_work,
@@ -75,8 +80,10 @@ class CheckFailed(Exception):
     """A number outside its bound; the check goes on and exits 1."""
 
 
-def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = print) -> int:
-    """Every part in turn; 0 when every bound held, 1 when one did not."""
+def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = print,
+              save_to: Path | None = None) -> int:  # fmt: skip
+    """Every part in turn; 0 when every bound held, 1 when one did not. With `save_to`,
+    the fitted step model is saved there for this machine's dry runs (gpu_model)."""
     configure_torch()
     start, failures = time.monotonic(), []
     out(describe_device(device))
@@ -90,6 +97,9 @@ def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = 
             failures.append(f"{part.__name__}: {type(err).__name__}: {err}")
             out(f"ERROR in {part.__name__.strip('_')}: {type(err).__name__}: {err}")
             out("".join(traceback.format_exception(err)[-3:]).rstrip())
+    if save_to is not None and SCANNED:
+        where = gpu_model.save(measured_model(device, sizes), save_to)
+        out(f"saved the step model to {where}: a GPU dry run here estimates wall time with it")
     out(f"check took {time.monotonic() - start:.0f} s; "
         + ("every bound held" if not failures else f"{len(failures)} failed"))  # fmt: skip
     return 1 if failures else 0
@@ -330,19 +340,26 @@ def _projection(device: str, sizes: Sizes, out, _start) -> None:
     if not SCANNED:
         out("projection: no scan to project from")
         return
-    fixed, per_run = step_model(SCANNED)
-    per_run *= run_work(GPU_STEP_SHAPE) / run_work(
-        RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n)
-    )
+    fixed, per_run = measured_model(device, sizes).step
     out(f"planner: GPU_STEP = ({fixed:.3g}, {per_run:.3g})  (s a step, s per run of "
         f"d={GPU_STEP_SHAPE.d} n={GPU_STEP_SHAPE.n_train}); rates saturate at R={saturation(SCANNED)}")  # fmt: skip
     memory = int(0.85 * _total_memory(device)) if device.startswith("cuda") else None
     for name in sizes.figures:
         specs = load_preset(PRESETS / f"{name}.toml").at_scale("paper").expand()
-        cohorts = plan_cohorts(specs, 1, max(sizes.scan), memory)
+        cohorts = plan_cohorts(specs, 1, gpu_cohort_cap(saturation(SCANNED)), memory)
         seconds = gpu_estimate_seconds(cohorts, 1, (fixed, per_run))
         out(f"projected {name} at paper scale on one {device}: {len(specs)} runs in "
             f"{len(cohorts)} cohorts of up to {max(map(len, cohorts))}, about {seconds / 60:.1f} min")  # fmt: skip
+
+
+def measured_model(device: str, sizes: Sizes) -> gpu_model.StepModel:
+    """The step model fitted to the scan, per run of the planner's reference shape."""
+    fixed, per_run = step_model(SCANNED)
+    scanned = RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n)
+    per_run *= run_work(GPU_STEP_SHAPE) / run_work(scanned)
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+    return gpu_model.StepModel(fixed, per_run, saturation(SCANNED), name, torch.__version__,
+                               datetime.date.today().isoformat())  # fmt: skip
 
 
 def saturation(points: list[ScanPoint], within: float = 0.1) -> int:

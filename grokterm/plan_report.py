@@ -5,10 +5,32 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from grokterm import gpu_model
 from grokterm.devices import PREVIEW_GPU
-from grokterm.planning import cohort_bytes, estimate_seconds, gib, gpu_estimate_seconds
+from grokterm.planning import (
+    GPU_STEP,
+    cohort_bytes,
+    estimate_seconds,
+    gib,
+    gpu_estimate_seconds,
+)
 
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
+
+
+def gpu_estimate(cohorts, workers: int) -> str:
+    """The GPU wall time from this GPU's step model as the check saved it, else from
+    planning.GPU_STEP; else how to measure one."""
+    measure = "`grokterm bench --device cuda --check` measures this GPU's in about 5 minutes"
+    try:
+        model = gpu_model.load()
+    except ValueError as err:
+        return f"no estimate of GPU time: {err}; {measure}"
+    step, source = (model.step, model.source()) if model else (GPU_STEP, "planning.GPU_STEP")
+    if step is None:
+        return f"no estimate of GPU time yet: no step model; {measure}"
+    seconds = gpu_estimate_seconds(cohorts, workers, step)
+    return f"estimated wall time on {workers} GPU workers: {timedelta(seconds=int(seconds))} ({source})"
 
 
 def print_plan(console, plan, verbose: bool = False) -> None:
@@ -22,13 +44,7 @@ def print_plan(console, plan, verbose: bool = False) -> None:
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
         )
     else:
-        seconds = gpu_estimate_seconds(cohorts, len(slots))
-        console.print(
-            f"estimated wall time on {len(slots)} GPU workers: {timedelta(seconds=int(seconds))}"
-            if seconds is not None
-            else "no estimate of GPU time yet: `grokterm bench --device cuda --check` measures "
-            "the step model on a GPU (docs/gpu.md)"
-        )
+        console.print(gpu_estimate(cohorts, len(slots)), soft_wrap=True, markup=False)
     if plan.kind != "cpu" and slots[0].memory:
         console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
         if slots[0].preview:

@@ -88,9 +88,15 @@ def gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
+def gpu_cohort_cap(saturates: int | None = None) -> int:
+    """The largest GPU cohort: at least as large as the size at which this GPU's rate
+    stopped growing in the check's scan (`saturates`, gpu_model), else MAX_COHORT."""
+    return max(MAX_COHORT["cuda"], saturates or 0)
+
+
 def plan(
     specs: list[RunSpec], workers: int, kind: str, cohort_size: int | None = None,
-    memory: int | None = None,
+    memory: int | None = None, gpu_cap: int | None = None,
 ) -> list[list[RunSpec]]:  # fmt: skip
     """The cohorts a sweep trains on `workers` of a device kind ("cpu" or "cuda"),
     each within a worker's `memory` where given (a run too big for it alone still
@@ -98,22 +104,24 @@ def plan(
     large as keeps every worker busy and fits. On a CPU a cohort costs the sum of its
     runs (compute-bound), so what matters is balance: the size whose layout on the
     workers finishes soonest (fig 3 quick, 12 runs on 2 cores: cohorts of 4 took 3
-    rounds, 1 h 34; of 1, 1 h 09)."""
+    rounds, 1 h 34; of 1, 1 h 09). `gpu_cap`: the largest GPU cohort (gpu_cohort_cap)."""
     if cohort_size or kind != "cpu":
-        return plan_cohorts(specs, workers, cohort_size or MAX_COHORT[kind], memory)
+        cap = cohort_size or gpu_cap or MAX_COHORT[kind]
+        return plan_cohorts(specs, workers, cap, memory)
     sizes = range(MAX_COHORT["cpu"], 0, -1)
     plans = [plan_cohorts(specs, workers, k, memory) for k in sizes]
     return min(plans, key=lambda cohorts: estimate_seconds(cohorts, workers))
 
 
 def plan_on(
-    specs: list[RunSpec], slots: list[WorkerSlot], cohort_size: int | None = None
-) -> tuple[list[list[RunSpec]], list[str]]:
+    specs: list[RunSpec], slots: list[WorkerSlot], cohort_size: int | None = None,
+    gpu_cap: int | None = None,
+) -> tuple[list[list[RunSpec]], list[str]]:  # fmt: skip
     """The cohorts for these workers (their number, kind and memory), with warnings
     where a run is too big for a worker's memory even alone, or the sweep would take
     more than a day on this machine's CPU."""
     memory = slots[0].memory
-    cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, memory)
+    cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, memory, gpu_cap)
     return cohorts, memory_warnings(cohorts, memory) + time_warnings(cohorts, slots)
 
 

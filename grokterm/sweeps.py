@@ -8,11 +8,12 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from grokterm import gpu_model
 from grokterm.backends import BACKENDS, Backend, open_backend
 from grokterm.backends.cluster import ClusterError
 from grokterm.backends.local import signal_workers
 from grokterm.devices import ENGINES, PRECISIONS, WorkerSlot, slots_kind, worker_slots
-from grokterm.planning import plan_on
+from grokterm.planning import gpu_cohort_cap, plan_on
 from grokterm.presets import Preset, PresetError, RunSpec
 from grokterm.records import Sweep
 from grokterm.store import Store
@@ -101,7 +102,8 @@ def plan_sweep(
     except PresetError as err:
         raise SweepError(str(err)) from None
     on = slots(device, workers, preview, engine, precision, backend, address)
-    cohorts, warnings = plan_on(specs, on, cohort_size)
+    cap = gpu_cohort_cap(gpu_model.saved_saturation()) if slots_kind(on) == "cuda" else None
+    cohorts, warnings = plan_on(specs, on, cohort_size, cap)
     return Plan(at, scale, specs, on, cohorts, warnings, backend, address)
 
 

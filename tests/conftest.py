@@ -137,6 +137,12 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def no_saved_gpu_model(monkeypatch, tmp_path_factory):
+    """No test reads a GPU step model a GPU box's own check saved (grokterm.gpu_model)."""
+    monkeypatch.setenv("GROKTERM_GPU_MODEL", str(tmp_path_factory.getbasetemp() / "none.json"))
+
+
+@pytest.fixture(autouse=True)
 def no_gpu_lines(monkeypatch):
     """The app's screens show no GPU lines in tests, so that a GPU box with the gpu extra
     sees the same screens as CI; a test that checks them puts the reading back."""

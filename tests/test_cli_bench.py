@@ -59,13 +59,15 @@ def test_the_gpu_check_on_a_cpu_only_machine_is_one_line_and_exit_2(capsys):
     )
 
 
-def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu():
+def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu(tmp_path):
     """The same code a GPU runs, on the CPU and tiny: every part prints its numbers and
-    every bound holds (memory is a GPU's only)."""
+    every bound holds (memory is a GPU's only), and the step model it fits is saved for
+    this machine's dry runs."""
+    from grokterm import gpu_model
     from grokterm.gpu_check import TINY, run_check
 
     lines: list[str] = []
-    code = run_check("cpu", TINY, lines.append)
+    code = run_check("cpu", TINY, lines.append, save_to=tmp_path / "model.json")
     text = "\n".join(lines)
     assert code == 0, text
     assert lines[0].startswith("device cpu (")
@@ -81,6 +83,11 @@ def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu():
     assert re.search(r"^projected fig6 at paper scale on one cpu: 660 runs in \d+ cohorts of up "
                      r"to 2, about [\d.]+ min$", text, re.M)  # fmt: skip
     assert lines[-1].endswith("every bound held")
+    saved = gpu_model.load(tmp_path / "model.json")
+    fixed, per_run = map(float, re.search(r"GPU_STEP = \((\S+), (\S+)\)", text).groups())
+    assert saved.step == (pytest.approx(fixed, rel=1e-2), pytest.approx(per_run, rel=1e-2))
+    assert saved.saturates in TINY.scan and saved.device == "cpu"
+    assert f"saved the step model to {tmp_path / 'model.json'}" in text
 
 
 def test_the_step_model_is_fitted_to_the_scan():

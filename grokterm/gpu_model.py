@@ -1,0 +1,88 @@
+"""The GPU step model that `grokterm bench --device cuda --check` measured on this
+machine, kept in a small JSON file, so that a GPU dry run estimates a sweep's wall
+time from this GPU's own numbers rather than from a constant fitted on another one.
+No torch: the CLI reads it while it plans.
+
+The file is $GROKTERM_GPU_MODEL, else grokterm/gpu-step.json under the user's cache
+folder ($XDG_CACHE_HOME, else ~/.cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StepModel:
+    """A step of a cohort on this GPU: `fixed` seconds plus `per_run` seconds per run of
+    planning.GPU_STEP_SHAPE (scaled by each run's work), with what it was measured on."""
+
+    fixed: float
+    per_run: float
+    saturates: int  # the cohort size past which the scan's rate grew less than 10%
+    device: str  # the GPU's name, as torch gives it
+    torch: str
+    measured: str  # the date, ISO
+
+    @property
+    def step(self) -> tuple[float, float]:
+        return self.fixed, self.per_run
+
+    def source(self) -> str:
+        return (
+            f"step model measured on {self.device} on {self.measured} by `grokterm bench --check`"
+        )
+
+
+def path() -> Path:
+    if named := os.environ.get("GROKTERM_GPU_MODEL"):
+        return Path(named)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "grokterm" / "gpu-step.json"
+
+
+def load(where: Path | None = None) -> StepModel | None:
+    """The saved model; None where none was saved. A file that cannot be read as one
+    raises ValueError naming it and what is wrong."""
+    where = where or path()
+    try:
+        data = json.loads(where.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{where}: not a saved GPU step model ({err})") from None
+    names = {f.name for f in fields(StepModel)}
+    if not isinstance(data, dict) or set(data) != names:
+        raise ValueError(f"{where}: not a saved GPU step model (expected the keys "
+                         f"{', '.join(sorted(names))})")  # fmt: skip
+    model = StepModel(**data)
+    numbers = (model.fixed, model.per_run)
+    if not all(isinstance(x, (int, float)) and x >= 0 for x in numbers) or not (
+        isinstance(model.saturates, int) and model.saturates >= 1
+    ):
+        raise ValueError(f"{where}: not a saved GPU step model (expected seconds >= 0 and a "
+                         "cohort size >= 1)")  # fmt: skip
+    return model
+
+
+def save(model: StepModel, where: Path | None = None) -> Path:
+    """Write the model atomically (a crash leaves the older file)."""
+    where = where or path()
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=where.parent, suffix=".tmp", delete=False) as f:
+        json.dump(asdict(model), f, indent=1)
+    os.replace(f.name, where)
+    return where
+
+
+def saved_saturation() -> int | None:
+    """The cohort size at which the saved scan saturated, for the planner's GPU cohort
+    cap; None where none was saved or the file cannot be read (a dry run names it)."""
+    try:
+        model = load()
+    except ValueError:
+        return None
+    return model.saturates if model else None

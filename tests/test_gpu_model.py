@@ -1,0 +1,85 @@
+"""The GPU step model the check saves, and a GPU dry run's estimate from it: this GPU's
+own numbers, the file named where it cannot be read, and how to get one where none is."""
+
+import json
+import re
+
+import pytest
+from conftest import TINY, grokterm, write_preset
+
+from grokterm import gpu_model
+from grokterm.gpu_model import StepModel
+
+MODEL = StepModel(fixed=0.002, per_run=0.001, saturates=256, device="NVIDIA H200",
+                  torch="2.13.0+cu130", measured="2026-12-03")  # fmt: skip
+
+
+def test_a_saved_model_loads_back_and_a_missing_one_is_none(tmp_path):
+    where = gpu_model.save(MODEL, tmp_path / "cache" / "gpu-step.json")
+    assert gpu_model.load(where) == MODEL
+    assert gpu_model.load(tmp_path / "absent.json") is None
+    assert list((tmp_path / "cache").iterdir()) == [where]  # no temporary file left
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"fixed": 1}',
+                                  json.dumps(MODEL.__dict__ | {"fixed": -1.0}),
+                                  json.dumps(MODEL.__dict__ | {"saturates": "many"})])  # fmt: skip
+def test_a_damaged_model_file_is_named(tmp_path, text):
+    bad = tmp_path / "gpu-step.json"
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(f"{bad}: not a saved GPU step model")):
+        gpu_model.load(bad)
+
+
+def test_the_file_is_the_settings_or_the_users_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("GROKTERM_GPU_MODEL", str(tmp_path / "m.json"))
+    assert gpu_model.path() == tmp_path / "m.json"
+    monkeypatch.delenv("GROKTERM_GPU_MODEL")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert gpu_model.path() == tmp_path / "grokterm" / "gpu-step.json"
+
+
+def test_a_gpu_dry_run_estimates_with_this_gpus_saved_model(tmp_path, tiny):
+    from grokterm.planning import gpu_estimate_seconds, plan
+    from grokterm.presets import load_preset
+
+    def dry_run(model_file):
+        result = grokterm("run", str(tiny), "--dry-run", "--device", "cuda", cwd=tmp_path,
+                          env={"GROKTERM_GPU_MODEL": str(model_file)})  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert (
+        "no estimate of GPU time yet: no step model; `grokterm bench --device cuda --check` "
+        "measures this GPU's in about 5 minutes"
+    ) in dry_run(tmp_path / "none.json")
+    saved = gpu_model.save(MODEL, tmp_path / "model.json")
+    seconds = gpu_estimate_seconds(plan(load_preset(tiny).expand(), 1, "cuda"), 1, MODEL.step)
+    hours, rest = divmod(int(seconds), 3600)
+    expected = (
+        f"estimated wall time on 1 GPU workers: {hours}:{rest // 60:02d}:{rest % 60:02d} "
+        "(step model measured on NVIDIA H200 on 2026-12-03 by `grokterm bench --check`)"
+    )
+    assert expected in dry_run(saved)
+    saved.write_text("{")
+    out = dry_run(saved)
+    assert f"no estimate of GPU time: {saved}: not a saved GPU step model" in out
+    assert "cohort 1:" in out  # the rest of the plan is still printed
+
+
+def test_a_saved_scan_sets_how_large_a_gpu_cohort_grows(monkeypatch, tmp_path):
+    from grokterm import sweeps
+    from grokterm.planning import MAX_COHORT
+    from grokterm.presets import load_preset
+
+    many = load_preset(write_preset(tmp_path, TINY.replace("seeds = [0, 1]", "seeds = 300")))
+
+    def largest() -> int:  # 600 runs of one model shape
+        plan = sweeps.plan_sweep(many, "paper", "cuda", preview=True)
+        return max(map(len, plan.cohorts))
+
+    assert largest() == MAX_COHORT["cuda"]  # none measured: the default cap
+    monkeypatch.setenv("GROKTERM_GPU_MODEL", str(gpu_model.save(MODEL, tmp_path / "m.json")))
+    assert largest() == MODEL.saturates  # this GPU's rate grew until 256 runs a cohort
+    (tmp_path / "m.json").write_text("{")
+    assert largest() == MAX_COHORT["cuda"]  # a damaged file is as none (a dry run names it)
