@@ -85,7 +85,7 @@ def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = 
     """Every part in turn; 0 when every bound held, 1 when one did not. With `save_to`,
     the fitted step model is saved there for this machine's dry runs (gpu_model)."""
     configure_torch()
-    start, failures = time.monotonic(), []
+    start, failures, failed = time.monotonic(), [], set()
     out(describe_device(device))
     for part in (_exactness, _throughput, _scan, _memory, _precision, _projection):
         try:
@@ -95,9 +95,10 @@ def run_check(device: str, sizes: Sizes = Sizes(), out: Callable[[str], None] = 
             out(f"FAIL: {err}")
         except Exception as err:  # noqa: BLE001  (one part's error must not hide the rest)
             failures.append(f"{part.__name__}: {type(err).__name__}: {err}")
+            failed.add(part)
             out(f"ERROR in {part.__name__.strip('_')}: {type(err).__name__}: {err}")
             out("".join(traceback.format_exception(err)[-3:]).rstrip())
-    if save_to is not None and SCANNED:
+    if save_to is not None and SCANNED and _scan not in failed:  # not a scan cut short
         where = gpu_model.save(measured_model(device, sizes), save_to)
         out(f"saved the step model to {where}: a GPU dry run here estimates wall time with it")
     out(f"check took {time.monotonic() - start:.0f} s; "

@@ -59,13 +59,30 @@ def load(where: Path | None = None) -> StepModel | None:
         raise ValueError(f"{where}: not a saved GPU step model (expected the keys "
                          f"{', '.join(sorted(names))})")  # fmt: skip
     model = StepModel(**data)
-    numbers = (model.fixed, model.per_run)
-    if not all(isinstance(x, (int, float)) and x >= 0 for x in numbers) or not (
-        isinstance(model.saturates, int) and model.saturates >= 1
-    ):
-        raise ValueError(f"{where}: not a saved GPU step model (expected seconds >= 0 and a "
-                         "cohort size >= 1)")  # fmt: skip
+    if not _plausible(model):
+        raise ValueError(f"{where}: not a saved GPU step model (expected seconds a step from 0 "
+                         f"to {MAX_STEP_S:g}, a cohort size from 1 to {MAX_SATURATES} and three "
+                         "names)")  # fmt: skip
     return model
+
+
+MAX_STEP_S = 3600.0  # seconds a step or a run; past this a file is not a measurement
+MAX_SATURATES = 1 << 20
+
+
+def _plausible(m: StepModel) -> bool:
+    def seconds(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= MAX_STEP_S
+
+    size = isinstance(m.saturates, int) and not isinstance(m.saturates, bool)
+    names = all(isinstance(x, str) for x in (m.device, m.torch, m.measured))
+    return (
+        seconds(m.fixed)
+        and seconds(m.per_run)
+        and size
+        and 1 <= m.saturates <= MAX_SATURATES
+        and names
+    )
 
 
 def save(model: StepModel, where: Path | None = None) -> Path:

@@ -18,12 +18,12 @@ from grokterm.planning import (
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
 
 
-def gpu_estimate(cohorts, workers: int) -> str:
-    """The GPU wall time from this GPU's step model as the check saved it, else from
-    planning.GPU_STEP; else how to measure one."""
+def gpu_estimate(cohorts, workers: int, here: bool = True) -> str:
+    """The GPU wall time from this GPU's step model as the check saved it (`here`: the
+    workers are this machine's), else from planning.GPU_STEP; else how to measure one."""
     measure = "`grokterm bench --device cuda --check` measures this GPU's in about 5 minutes"
     try:
-        model = gpu_model.load()
+        model = gpu_model.load() if here else None
     except ValueError as err:
         return f"no estimate of GPU time: {err}; {measure}"
     step, source = (model.step, model.source()) if model else (GPU_STEP, "planning.GPU_STEP")
@@ -44,7 +44,8 @@ def print_plan(console, plan, verbose: bool = False) -> None:
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
         )
     else:
-        console.print(gpu_estimate(cohorts, len(slots)), soft_wrap=True, markup=False)
+        here = plan.address is None  # a cluster's GPUs are not the ones measured here
+        console.print(gpu_estimate(cohorts, len(slots), here), soft_wrap=True, markup=False)
     if plan.kind != "cpu" and slots[0].memory:
         console.print(f"GPU memory per worker: {gib(slots[0].memory)} (cohorts sized to fit)")
         if slots[0].preview:

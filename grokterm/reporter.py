@@ -22,8 +22,10 @@ DEPTH = 2  # writes queued before the training thread waits for the writer
 
 
 class Reporter:
-    def __init__(self, open_sink: Callable[[], Any], depth: int = DEPTH):
-        self._writes: queue.Queue[Write | None] = queue.Queue(maxsize=depth)
+    """One producer (the training thread) hands writes to one writer thread."""
+
+    def __init__(self, open_sink: Callable[[], Any], depth: int | None = None):
+        self._writes: queue.Queue[Write | None] = queue.Queue(maxsize=depth or DEPTH)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(open_sink,), name="reporter",
                                         daemon=True)  # fmt: skip
@@ -45,7 +47,8 @@ class Reporter:
         self.check()
 
     def close(self) -> None:
-        """Drop the queued writes, let the one in progress end, stop the thread."""
+        """Drop the queued writes, let the one in progress end, stop the thread. Nothing
+        is submitted after."""
         with suppress(queue.Empty):
             while True:
                 self._writes.get_nowait()

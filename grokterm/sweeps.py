@@ -102,7 +102,9 @@ def plan_sweep(
     except PresetError as err:
         raise SweepError(str(err)) from None
     on = slots(device, workers, preview, engine, precision, backend, address)
-    cap = gpu_cohort_cap(gpu_model.saved_saturation()) if slots_kind(on) == "cuda" else None
+    # this machine's GPU, as its check measured it: not a cluster's, whose GPUs are others
+    here = slots_kind(on) == "cuda" and address is None
+    cap = gpu_cohort_cap(gpu_model.saved_saturation()) if here else None
     cohorts, warnings = plan_on(specs, on, cohort_size, cap)
     return Plan(at, scale, specs, on, cohorts, warnings, backend, address)
 

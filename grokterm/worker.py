@@ -202,8 +202,13 @@ class CohortJob:
             else:
                 self.save()
             self.reporter.wait()
+        except Exception:
+            if self.reporter.error is None:  # training failed: store what it handed over
+                with suppress(Exception):
+                    self.reporter.wait()
+            raise
         finally:
-            self.reporter.close()  # after an error: what is queued is dropped
+            self.reporter.close()  # after a write's error: what is queued is dropped
         end = self.sink.finish_cohort if done else self.sink.release_cohort
         end(self.job.cohort_id, self.worker.id)
 

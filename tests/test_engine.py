@@ -168,13 +168,14 @@ def test_diverged_run_is_reported_and_the_rest_go_on():
 
 @pytest.mark.parametrize("n_layers", [1, 3])
 def test_memory_estimate_covers_what_backward_keeps(n_layers):
-    # The GPU planner sizes cohorts by runner.run_bytes; it must not undercount the
-    # activations autograd keeps for the backward pass (the full-sequence model).
+    # The GPU planner sizes cohorts by planning.run_bytes; it must not undercount the
+    # activations autograd keeps for the backward pass of the model a worker trains
+    # (the 1-layer last-position path, the full-sequence one for deeper models).
     from grokterm.planning import run_bytes
     from grokterm.presets import RunSpec
 
     cfg = RunConfig(task="multitask", p=P, d=32, n_layers=n_layers, n_train=150, n_mem=150)
-    cohort = Cohort([cfg, RunConfig(**{**cfg.to_dict(), "seed": 1})], fast=False)
+    cohort = Cohort([cfg, RunConfig(**{**cfg.to_dict(), "seed": 1})])
     kept = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -184,7 +185,9 @@ def test_memory_estimate_covers_what_backward_keeps(n_layers):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         cohort.loss_per_run()
     estimate = 2 * run_bytes(RunSpec("x", {}, cfg))
-    assert sum(kept.values()) <= estimate < 3 * sum(kept.values())
+    # saved tensors are a floor: the backward's gradients of activations come on top
+    # (on the last-position path a step's peak memory was 0.7-1.1x the estimate, measured)
+    assert sum(kept.values()) <= estimate < (3 if n_layers > 1 else 4) * sum(kept.values())
 
 
 @pytest.mark.parametrize("task", ["sub", "mul", "div"])

@@ -23,7 +23,12 @@ def test_a_saved_model_loads_back_and_a_missing_one_is_none(tmp_path):
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"fixed": 1}',
                                   json.dumps(MODEL.__dict__ | {"fixed": -1.0}),
-                                  json.dumps(MODEL.__dict__ | {"saturates": "many"})])  # fmt: skip
+                                  json.dumps(MODEL.__dict__ | {"fixed": float("inf")}),
+                                  json.dumps(MODEL.__dict__ | {"per_run": 1e300}),
+                                  json.dumps(MODEL.__dict__ | {"per_run": True}),
+                                  json.dumps(MODEL.__dict__ | {"saturates": "many"}),
+                                  json.dumps(MODEL.__dict__ | {"saturates": 0}),
+                                  json.dumps(MODEL.__dict__ | {"device": 7})])  # fmt: skip
 def test_a_damaged_model_file_is_named(tmp_path, text):
     bad = tmp_path / "gpu-step.json"
     bad.write_text(text)
@@ -83,3 +88,14 @@ def test_a_saved_scan_sets_how_large_a_gpu_cohort_grows(monkeypatch, tmp_path):
     assert largest() == MODEL.saturates  # this GPU's rate grew until 256 runs a cohort
     (tmp_path / "m.json").write_text("{")
     assert largest() == MAX_COHORT["cuda"]  # a damaged file is as none (a dry run names it)
+
+
+def test_a_clusters_gpus_are_not_estimated_with_this_machines_model(monkeypatch, tmp_path):
+    from grokterm.plan_report import gpu_estimate
+    from grokterm.planning import plan
+    from grokterm.presets import load_preset
+
+    monkeypatch.setenv("GROKTERM_GPU_MODEL", str(gpu_model.save(MODEL, tmp_path / "m.json")))
+    cohorts = plan(load_preset(write_preset(tmp_path)).expand(), 1, "cuda")
+    assert "measured on NVIDIA H200" in gpu_estimate(cohorts, 1)
+    assert gpu_estimate(cohorts, 1, here=False).startswith("no estimate of GPU time yet")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from synth import CREATED, make_sweep
 from test_app import settle
+from textual.widgets import DataTable
 
 from grokterm.tui.app import GroktermApp
 from grokterm.tui.screens.sweep import SweepScreen
@@ -28,9 +29,17 @@ def app(tmp_path, monkeypatch):
 
 async def _settle(pilot):
     """Wait until the reads the last key started have come back and been drawn;
-    a fixed pause is not enough on a loaded CI machine."""
+    a fixed pause is not enough on a loaded CI machine. A DataTable sizes its columns
+    to rows just added at its next idle (Textual's `_require_update_dimensions`); on a
+    loaded machine that can come after the screenshot, drawing the rows cut to the
+    headers' widths."""
     await settle(pilot, 2)
     await pilot.wait_for_scheduled_animations()
+    for _ in range(200):
+        tables = pilot.app.screen.query(DataTable)
+        if not any(t._require_update_dimensions for t in tables):
+            break
+        await pilot.pause(0.05)
 
 
 def test_presets_screen(app, snap_compare):
