@@ -95,6 +95,24 @@ def save(model: StepModel, where: Path | None = None) -> Path:
     return where
 
 
+MEASURE = "`grokterm bench --device cuda --check` measures this GPU's in about 5 minutes"
+
+
+def step_for(here: bool = True) -> tuple[tuple[float, float] | None, str]:
+    """The step model a GPU plan is timed with, and where it comes from: this GPU's as
+    its check saved it (`here`: the workers are this machine's), else planning.GPU_STEP;
+    else None and why there is none."""
+    from grokterm.planning import GPU_STEP
+
+    try:
+        model = load() if here else None
+    except ValueError as err:
+        return None, f"{err}; {MEASURE}"
+    if model:
+        return model.step, model.source()
+    return (GPU_STEP, "planning.GPU_STEP") if GPU_STEP else (None, f"no step model; {MEASURE}")
+
+
 def saved_saturation() -> int | None:
     """The cohort size at which the saved scan saturated, for the planner's GPU cohort
     cap; None where none was saved or the file cannot be read (a dry run names it)."""

@@ -7,28 +7,16 @@ from datetime import timedelta
 
 from grokterm import gpu_model
 from grokterm.devices import PREVIEW_GPU
-from grokterm.planning import (
-    GPU_STEP,
-    cohort_bytes,
-    estimate_seconds,
-    gib,
-    gpu_estimate_seconds,
-)
+from grokterm.planning import cohort_bytes, estimate_seconds, gib, gpu_estimate_seconds
 
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
 
 
 def gpu_estimate(cohorts, workers: int, here: bool = True) -> str:
-    """The GPU wall time from this GPU's step model as the check saved it (`here`: the
-    workers are this machine's), else from planning.GPU_STEP; else how to measure one."""
-    measure = "`grokterm bench --device cuda --check` measures this GPU's in about 5 minutes"
-    try:
-        model = gpu_model.load() if here else None
-    except ValueError as err:
-        return f"no estimate of GPU time: {err}; {measure}"
-    step, source = (model.step, model.source()) if model else (GPU_STEP, "planning.GPU_STEP")
+    """The GPU wall time from the step model gpu_model.step_for gives, or why there is none."""
+    step, source = gpu_model.step_for(here)
     if step is None:
-        return f"no estimate of GPU time yet: no step model; {measure}"
+        return f"no estimate of GPU time yet: {source}"
     seconds = gpu_estimate_seconds(cohorts, workers, step)
     return f"estimated wall time on {workers} GPU workers: {timedelta(seconds=int(seconds))} ({source})"
 

@@ -102,11 +102,16 @@ def plan_sweep(
     except PresetError as err:
         raise SweepError(str(err)) from None
     on = slots(device, workers, preview, engine, precision, backend, address)
-    # this machine's GPU, as its check measured it: not a cluster's, whose GPUs are others
-    here = slots_kind(on) == "cuda" and address is None
-    cap = gpu_cohort_cap(gpu_model.saved_saturation()) if here else None
-    cohorts, warnings = plan_on(specs, on, cohort_size, cap)
+    cohorts, warnings = plan_on(specs, on, cohort_size, gpu_cap(on, address))
     return Plan(at, scale, specs, on, cohorts, warnings, backend, address)
+
+
+def gpu_cap(on: list[WorkerSlot], address: str | None = None) -> int | None:
+    """The GPU cohort cap of this machine's GPUs as their check measured it; None for CPU
+    workers and for a cluster's (its GPUs are others)."""
+    if slots_kind(on) != "cuda" or address is not None:
+        return None
+    return gpu_cohort_cap(gpu_model.saved_saturation())
 
 
 def open_sweep(store: Store, plan: Plan, fresh: bool = False) -> tuple[Sweep, bool]:

@@ -68,7 +68,7 @@ def test_a_gpu_dry_run_estimates_with_this_gpus_saved_model(tmp_path, tiny):
     assert expected in dry_run(saved)
     saved.write_text("{")
     out = dry_run(saved)
-    assert f"no estimate of GPU time: {saved}: not a saved GPU step model" in out
+    assert f"no estimate of GPU time yet: {saved}: not a saved GPU step model" in out
     assert "cohort 1:" in out  # the rest of the plan is still printed
 
 
@@ -99,3 +99,38 @@ def test_a_clusters_gpus_are_not_estimated_with_this_machines_model(monkeypatch,
     cohorts = plan(load_preset(write_preset(tmp_path)).expand(), 1, "cuda")
     assert "measured on NVIDIA H200" in gpu_estimate(cohorts, 1)
     assert gpu_estimate(cohorts, 1, here=False).startswith("no estimate of GPU time yet")
+
+
+async def test_the_presets_screen_times_a_gpu_box_with_its_saved_model(monkeypatch, tmp_path):
+    """On a GPU box the app's presets are timed for its GPU workers as a dry run times
+    them, not as CPU workers: with the step model its check saved, else not at all."""
+    import shutil
+    from pathlib import Path
+
+    from test_app import settle
+
+    from grokterm.devices import WorkerSlot
+    from grokterm.planning import gpu_estimate_seconds, plan
+    from grokterm.presets import load_preset
+    from grokterm.tui.app import GroktermApp
+
+    root = Path(__file__).resolve().parents[1]
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    shutil.copy(root / "presets" / "demo.toml", presets)
+    gpu = [WorkerSlot("cuda:0", 1, memory=68 * 2**30)]
+    monkeypatch.setattr(GroktermApp, "slots", lambda self: gpu)
+    demo = load_preset(presets / "demo.toml").expand()
+    seconds = int(gpu_estimate_seconds(plan(demo, 1, "cuda"), 1, MODEL.step))
+
+    async def info() -> str:
+        app = GroktermApp(tmp_path / "runs.db", presets, device="cuda")
+        async with app.run_test(size=(100, 32)) as pilot:
+            await settle(pilot)
+            return str(app.screen.query_one("#preset-info").render())
+
+    assert " paper: 4 runs, on 1 GPU workers: no estimate yet" in await info()
+    monkeypatch.setenv("GROKTERM_GPU_MODEL", str(gpu_model.save(MODEL, tmp_path / "m.json")))
+    hours, rest = divmod(seconds, 3600)
+    assert (f" paper: 4 runs, about {hours}:{rest // 60:02d}:{rest % 60:02d} on 1 GPU workers"
+            in await info())  # fmt: skip

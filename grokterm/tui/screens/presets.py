@@ -12,8 +12,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from grokterm.planning import estimate_seconds, plan
-from grokterm.presets import Preset, PresetError, load_preset
+from grokterm import gpu_model, sweeps
+from grokterm.devices import WorkerSlot, slots_kind
+from grokterm.planning import estimate_seconds, gpu_estimate_seconds, plan_on
+from grokterm.presets import Preset, PresetError, RunSpec, load_preset
 
 
 def find_presets(directory: Path) -> tuple[list[Preset], list[str]]:
@@ -33,7 +35,7 @@ class PresetsScreen(Screen):
         super().__init__()
         self.presets: list[Preset] = []
         self.errors: list[str] = []
-        self.n_workers = 1
+        self.slots: list[WorkerSlot] = [WorkerSlot("cpu", 1)]
 
     def _load(self) -> None:
         self.presets, self.errors = find_presets(self.app.presets_dir)
@@ -44,7 +46,7 @@ class PresetsScreen(Screen):
                     f"#{c.sweep.id} {c.sweep.scale} ({c.status})"
                 )
         try:
-            self.n_workers = len(self.app.slots())
+            self.slots = self.app.slots()
         except ValueError as err:  # a bad --device: said once here, and again on launch
             self.errors.append(str(err))
 
@@ -96,11 +98,7 @@ class PresetsScreen(Screen):
                 )
                 continue
             specs = at.expand()
-            cohorts = plan(specs, self.n_workers, "cpu")
-            cost = timedelta(seconds=int(estimate_seconds(cohorts, self.n_workers)))
-            lines.append(
-                f"{scale:>6}: {len(specs)} runs, about {cost} on {self.n_workers} CPU workers"
-            )
+            lines.append(f"{scale:>6}: {len(specs)} runs, {self._cost(specs)}")
         if preset.name in self.swept:
             lines += ["", f"sweeps: {', '.join(self.swept[preset.name])} (w lists them)"]
         lines += ["", _reflow(preset.description)]
@@ -108,6 +106,22 @@ class PresetsScreen(Screen):
         select = self.query_one("#scale", Select)
         select.set_options([(s, s) for s in preset.scale_names])
         select.value = "quick" if "quick" in preset.scale_names else preset.scale_names[0]
+
+    def _cost(self, specs: list[RunSpec]) -> str:
+        """The estimated wall time on the app's workers: CPU cores by the CPU model, GPUs
+        by the step model their check saved (as a dry run times them)."""
+        slots, address = self.slots, self.app.address
+        cohorts, _ = plan_on(specs, slots, gpu_cap=sweeps.gpu_cap(slots, address))
+        cpu = slots_kind(slots) == "cpu"
+        workers = f"{len(slots)} {'CPU' if cpu else 'GPU'} workers"
+        if cpu:
+            seconds = estimate_seconds(cohorts, len(slots))
+        else:
+            step, _ = gpu_model.step_for(here=address is None)
+            if step is None:
+                return f"on {workers}: no estimate yet (`grokterm bench --device cuda --check`)"
+            seconds = gpu_estimate_seconds(cohorts, len(slots), step)
+        return f"about {timedelta(seconds=int(seconds))} on {workers}"
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "launch":
