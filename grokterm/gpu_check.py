@@ -341,14 +341,15 @@ def _projection(device: str, sizes: Sizes, out, _start) -> None:
     if not SCANNED:
         out("projection: no scan to project from")
         return
-    fixed, per_run = measured_model(device, sizes).step
+    model = measured_model(device, sizes)
+    fixed, per_run = model.step
     out(f"planner: GPU_STEP = ({fixed:.3g}, {per_run:.3g})  (s a step, s per run of "
-        f"d={GPU_STEP_SHAPE.d} n={GPU_STEP_SHAPE.n_train}); rates saturate at R={saturation(SCANNED)}")  # fmt: skip
+        f"d={GPU_STEP_SHAPE.d} n={GPU_STEP_SHAPE.n_train}); rates saturate at R={model.saturates}")  # fmt: skip
     memory = int(0.85 * _total_memory(device)) if device.startswith("cuda") else None
     for name in sizes.figures:
         specs = load_preset(PRESETS / f"{name}.toml").at_scale("paper").expand()
-        cohorts = plan_cohorts(specs, 1, gpu_cohort_cap(saturation(SCANNED)), memory)
-        seconds = gpu_estimate_seconds(cohorts, 1, (fixed, per_run))
+        cohorts = plan_cohorts(specs, 1, gpu_cohort_cap(model.saturates), memory)
+        seconds = gpu_estimate_seconds(cohorts, 1, model.step)
         out(f"projected {name} at paper scale on one {device}: {len(specs)} runs in "
             f"{len(cohorts)} cohorts of up to {max(map(len, cohorts))}, about {seconds / 60:.1f} min")  # fmt: skip
 

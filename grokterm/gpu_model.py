@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from grokterm.planning import GPU_STEP
+
 
 @dataclass(frozen=True)
 class StepModel:
@@ -44,6 +46,10 @@ def path() -> Path:
     return Path(cache) / "grokterm" / "gpu-step.json"
 
 
+MAX_STEP_S = 3600.0  # seconds a step or a run; past this a file is not a measurement
+MAX_SATURATES = 1 << 20
+
+
 def load(where: Path | None = None) -> StepModel | None:
     """The saved model; None where none was saved. A file that cannot be read as one
     raises ValueError naming it and what is wrong."""
@@ -66,23 +72,13 @@ def load(where: Path | None = None) -> StepModel | None:
     return model
 
 
-MAX_STEP_S = 3600.0  # seconds a step or a run; past this a file is not a measurement
-MAX_SATURATES = 1 << 20
-
-
 def _plausible(m: StepModel) -> bool:
-    def seconds(x) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= MAX_STEP_S
+    def number(x, low: float, high: float) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and low <= x <= high
 
-    size = isinstance(m.saturates, int) and not isinstance(m.saturates, bool)
-    names = all(isinstance(x, str) for x in (m.device, m.torch, m.measured))
-    return (
-        seconds(m.fixed)
-        and seconds(m.per_run)
-        and size
-        and 1 <= m.saturates <= MAX_SATURATES
-        and names
-    )
+    return (number(m.fixed, 0, MAX_STEP_S) and number(m.per_run, 0, MAX_STEP_S)
+            and isinstance(m.saturates, int) and number(m.saturates, 1, MAX_SATURATES)
+            and all(isinstance(x, str) for x in (m.device, m.torch, m.measured)))  # fmt: skip
 
 
 def save(model: StepModel, where: Path | None = None) -> Path:
@@ -102,8 +98,6 @@ def step_for(here: bool = True) -> tuple[tuple[float, float] | None, str]:
     """The step model a GPU plan is timed with, and where it comes from: this GPU's as
     its check saved it (`here`: the workers are this machine's), else planning.GPU_STEP;
     else None and why there is none."""
-    from grokterm.planning import GPU_STEP
-
     try:
         model = load() if here else None
     except ValueError as err:

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from grokterm import gpu_model
+from grokterm import sweeps
 from grokterm.devices import PREVIEW_GPU
-from grokterm.planning import cohort_bytes, estimate_seconds, gib, gpu_estimate_seconds
+from grokterm.planning import cohort_bytes, gib
 
 SHOWN_COHORTS = 12  # a dry run lists this many cohorts; --verbose lists all, with runs
 
 
 def gpu_estimate(cohorts, workers: int, here: bool = True) -> str:
     """The GPU wall time from the step model gpu_model.step_for gives, or why there is none."""
-    step, source = gpu_model.step_for(here)
-    if step is None:
+    seconds, source = sweeps.estimate(cohorts, workers, "cuda", here)
+    if seconds is None:
         return f"no estimate of GPU time yet: {source}"
-    seconds = gpu_estimate_seconds(cohorts, workers, step)
     return f"estimated wall time on {workers} GPU workers: {timedelta(seconds=int(seconds))} ({source})"
 
 
@@ -27,7 +26,7 @@ def print_plan(console, plan, verbose: bool = False) -> None:
     console.print(f"{plan.preset.name} ({plan.scale}): {len(plan.specs)} runs in {len(cohorts)} "
                   f"cohorts, {run_steps:,} run-steps, {len(slots)} workers on {slots[0].device}")  # fmt: skip
     if plan.kind == "cpu":  # the estimate is fitted to CPU step times
-        seconds = estimate_seconds(cohorts, len(slots))
+        seconds, _ = sweeps.estimate(cohorts, len(slots), "cpu")
         console.print(
             f"estimated wall time on {len(slots)} CPU cores: {timedelta(seconds=int(seconds))}"
         )

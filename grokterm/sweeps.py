@@ -13,7 +13,7 @@ from grokterm.backends import BACKENDS, Backend, open_backend
 from grokterm.backends.cluster import ClusterError
 from grokterm.backends.local import signal_workers
 from grokterm.devices import ENGINES, PRECISIONS, WorkerSlot, slots_kind, worker_slots
-from grokterm.planning import gpu_cohort_cap, plan_on
+from grokterm.planning import estimate_seconds, gpu_cohort_cap, gpu_estimate_seconds, plan_on
 from grokterm.presets import Preset, PresetError, RunSpec
 from grokterm.records import Sweep
 from grokterm.store import Store
@@ -102,16 +102,28 @@ def plan_sweep(
     except PresetError as err:
         raise SweepError(str(err)) from None
     on = slots(device, workers, preview, engine, precision, backend, address)
-    cohorts, warnings = plan_on(specs, on, cohort_size, gpu_cap(on, address))
+    cohorts, warnings = cohorts_on(specs, on, address, cohort_size)
     return Plan(at, scale, specs, on, cohorts, warnings, backend, address)
 
 
-def gpu_cap(on: list[WorkerSlot], address: str | None = None) -> int | None:
-    """The GPU cohort cap of this machine's GPUs as their check measured it; None for CPU
-    workers and for a cluster's (its GPUs are others)."""
-    if slots_kind(on) != "cuda" or address is not None:
-        return None
-    return gpu_cohort_cap(gpu_model.saved_saturation())
+def cohorts_on(specs: list[RunSpec], on: list[WorkerSlot], address: str | None = None,
+               cohort_size: int | None = None) -> tuple[list[list[RunSpec]], list[str]]:  # fmt: skip
+    """The cohorts and warnings of these runs on these workers; this machine's GPUs take
+    cohorts as large as their check measured worth it (a cluster's GPUs are others)."""
+    here_gpu = slots_kind(on) == "cuda" and address is None
+    cap = gpu_cohort_cap(gpu_model.saved_saturation()) if here_gpu else None
+    return plan_on(specs, on, cohort_size, cap)
+
+
+def estimate(cohorts: list[list[RunSpec]], workers: int, kind: str,
+             here: bool = True) -> tuple[float | None, str]:  # fmt: skip
+    """A plan's wall time on `workers` of a kind, and what times it: CPU cores the CPU
+    model, GPUs the step model gpu_model.step_for gives (`here`: this machine's, not a
+    cluster's); None, and why, where there is none."""
+    if kind == "cpu":
+        return estimate_seconds(cohorts, workers), "the CPU model"
+    step, source = gpu_model.step_for(here)
+    return (None if step is None else gpu_estimate_seconds(cohorts, workers, step)), source
 
 
 def open_sweep(store: Store, plan: Plan, fresh: bool = False) -> tuple[Sweep, bool]:

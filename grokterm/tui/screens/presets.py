@@ -12,9 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from grokterm import gpu_model, sweeps
+from grokterm import sweeps
 from grokterm.devices import WorkerSlot, slots_kind
-from grokterm.planning import estimate_seconds, gpu_estimate_seconds, plan_on
 from grokterm.presets import Preset, PresetError, RunSpec, load_preset
 
 
@@ -108,19 +107,14 @@ class PresetsScreen(Screen):
         select.value = "quick" if "quick" in preset.scale_names else preset.scale_names[0]
 
     def _cost(self, specs: list[RunSpec]) -> str:
-        """The estimated wall time on the app's workers: CPU cores by the CPU model, GPUs
-        by the step model their check saved (as a dry run times them)."""
+        """The estimated wall time on the app's workers, as a dry run times them."""
         slots, address = self.slots, self.app.address
-        cohorts, _ = plan_on(specs, slots, gpu_cap=sweeps.gpu_cap(slots, address))
-        cpu = slots_kind(slots) == "cpu"
-        workers = f"{len(slots)} {'CPU' if cpu else 'GPU'} workers"
-        if cpu:
-            seconds = estimate_seconds(cohorts, len(slots))
-        else:
-            step, _ = gpu_model.step_for(here=address is None)
-            if step is None:
-                return f"on {workers}: no estimate yet (`grokterm bench --device cuda --check`)"
-            seconds = gpu_estimate_seconds(cohorts, len(slots), step)
+        cohorts, _ = sweeps.cohorts_on(specs, slots, address)
+        kind = slots_kind(slots)
+        seconds, _ = sweeps.estimate(cohorts, len(slots), kind, here=address is None)
+        workers = f"{len(slots)} {'CPU' if kind == 'cpu' else 'GPU'} workers"
+        if seconds is None:
+            return f"on {workers}: no estimate yet (`grokterm bench --device cuda --check`)"
         return f"about {timedelta(seconds=int(seconds))} on {workers}"
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
