@@ -9,7 +9,8 @@ minutes on one H100/H200, printing every number docs/gpu.md asks for.
 4. a scan of cohort sizes at d = 64, n = 5000, in run-steps per second per engine,
    up to memory or the time budget: where the GPU saturates;
 5. peak memory against the planner's estimate for three cohort shapes (one 8-layer);
-6. what TF32 matmuls do to a grokking curve (the demo's runs, float32 against tf32);
+6. what TF32 matmuls do to a grokking curve (the demo's runs, float32 against tf32;
+   on a CPU the rounding emulated);
 7. the planner's GPU step model, and fig 3 and fig 6 at paper scale projected with it;
    from `grokterm bench --check` the model is saved (grokterm.gpu_model) for this
    machine's GPU dry runs.
@@ -24,6 +25,7 @@ import io
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +34,11 @@ import torch
 from grokterm import gpu_model
 from grokterm.bench import bench_case, engines_on
 from grokterm.config import RunConfig
+from grokterm.devices import GPU_MEMORY_SHARE
 from grokterm.experiment.reference import train_reference
+from grokterm.experiment.tf32 import EmulatedTF32
 from grokterm.experiment.trainer import Cohort, MetricRow, configure_torch
+from grokterm.gpu_model import ScanPoint, saturation, step_model
 from grokterm.planning import (
     GPU_STEP_SHAPE,
     cohort_bytes,
@@ -73,7 +78,8 @@ class Sizes:
 
 TINY = Sizes(exact_steps=30, bench_d=(8,), bench_n=200, bench_runs=2, bench_steps=2, reference_runs=1,
              scan=(1, 2), scan_d=8, scan_n=200, scan_steps=2,
-             memory_shapes=((1, 8, 100, 2), (2, 8, 60, 1)), figures=("fig6",))  # fmt: skip
+             memory_shapes=((1, 8, 100, 2), (2, 8, 60, 1)), precision_steps=50,
+             figures=("fig6",))  # fmt: skip
 
 
 class CheckFailed(Exception):
@@ -154,9 +160,13 @@ def _worst(cohort: dict, configs, device, dtype, relative: bool, until: int) -> 
     return worst
 
 
+EXACT: list[str] = []  # the engines every exactness bound held for: `auto` may pick them
+
+
 def _exactness(device: str, sizes: Sizes, out, _start) -> None:
     configs, steps = _configs(sizes.exact_steps), sizes.exact_steps
     problems = []
+    EXACT.clear()
     for engine in engines_on(device):
         try:
             f64, f32, same = _engine_exactness(configs, device, engine, steps)
@@ -169,6 +179,8 @@ def _exactness(device: str, sizes: Sizes, out, _start) -> None:
             f"resume bit-for-bit: {'yes' if same else 'NO'}")  # fmt: skip
         if f64 > FLOAT64_TOL or f32 > FLOAT32_TOL or not same:
             problems.append(engine)
+        else:
+            EXACT.append(engine)
     if problems:
         raise CheckFailed(
             f"engines off the reference or not resuming exactly: {', '.join(problems)}"
@@ -196,14 +208,6 @@ def _throughput(device: str, sizes: Sizes, out, _start) -> None:
         out("\n".join(result.lines()))
 
 
-@dataclass
-class ScanPoint:
-    runs: int
-    engine: str
-    rate: float  # run-steps per second
-    step_s: float
-
-
 SCANNED: list[ScanPoint] = []  # what the projection uses
 
 
@@ -217,7 +221,7 @@ def _scan(device: str, sizes: Sizes, out, start: float) -> None:
         config = RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n)
         # every engine's cohort is alive at once, timed in alternating rounds
         need = cohort_bytes([RunSpec("x", {}, config)] * runs) * len(engines_on(device))
-        if device.startswith("cuda") and need > 0.85 * _total_memory(device):
+        if device.startswith("cuda") and need > GPU_MEMORY_SHARE * _total_memory(device):
             out(
                 f"  R={runs}: the planner's estimate for {len(engines_on(device))} cohorts, "
                 f"{need / 2**30:.0f} GiB, exceeds the GPU; the scan stops"
@@ -243,7 +247,11 @@ def _scan(device: str, sizes: Sizes, out, start: float) -> None:
 # -- 5. memory ----------------------------------------------------------------------------
 
 
+PEAKS: list[float] = []  # each shape's peak / the planner's estimate
+
+
 def _memory(device: str, sizes: Sizes, out, _start) -> None:
+    PEAKS.clear()
     if not device.startswith("cuda"):
         out("memory: peak GPU memory is measured on a GPU only")
         return
@@ -258,6 +266,7 @@ def _memory(device: str, sizes: Sizes, out, _start) -> None:
             cohort = Cohort(configs, device=device)
             cohort.update()
             peak = torch.cuda.max_memory_allocated(device)
+            PEAKS.append(peak / estimate)
             shown = f"{peak / 2**30:.2f} GiB, estimate {estimate / 2**30:.2f} GiB ({estimate / peak:.2f}x)"
         except torch.OutOfMemoryError:
             shown = f"out of memory; estimate {estimate / 2**30:.2f} GiB"
@@ -265,6 +274,8 @@ def _memory(device: str, sizes: Sizes, out, _start) -> None:
             cohort = None
             _free(device)
         out(f"memory layers={layers} d={d} n={n} runs={runs}: peak {shown}")
+    if PEAKS:
+        out(f"memory: GPU plans here scale the planner's estimates by {max(max(PEAKS), 1):.2f}")
 
 
 def _total_memory(device: str) -> int:
@@ -280,27 +291,43 @@ def _free(device: str) -> None:
 
 
 def _precision(device: str, sizes: Sizes, out, _start) -> None:
-    if not device.startswith("cuda"):
-        out("precision: tf32 is a GPU's matmul mode; measured on a GPU only")
-        return
+    """The demo's runs in float64, float32 and with TF32 matmuls (a GPU's own; on a CPU
+    the rounding emulated, experiment/tf32.py). A run's grokking step moves with any
+    rounding, so how far float32 moves it from float64 is the control for TF32's move."""
     configs = [RunConfig(p=59, d=64, lr=3e-3, n_train=1400, steps=sizes.precision_steps,
                          eval_every=50, seed=s) for s in range(4)]  # fmt: skip
-    curves = {}
-    for tf32 in (False, True):
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        try:
+    gpu = device.startswith("cuda")
+    tf32 = "tf32" if gpu else "tf32 emulated"
+    curves = {name: _curves(configs, device, dtype, "eager")
+              for name, dtype in (("float64", torch.float64), ("float32", torch.float32))}  # fmt: skip
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = gpu
+        with nullcontext() if gpu else EmulatedTF32():
             curves[tf32] = _curves(configs, device, torch.float32, "eager")
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = False
-    for i in range(len(configs)):
-        steps = [_grokked(curves[t], i) for t in (False, True)]
-        diff = max(abs(curves[True][k].values["val_acc"] - row.values["val_acc"])
-                   for k, row in curves[False].items() if k[0] == i)  # fmt: skip
-        final = [curves[t][(i, configs[i].steps)].values["val_acc"] for t in (False, True)]
-        out(
-            f"precision seed {i}: validation 0.9 at step {steps[0]} (float32) / {steps[1]} "
-            f"(tf32); final {final[0]:.3f} / {final[1]:.3f}; max |diff| {diff:.3f}"
-        )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    moved = {name: [] for name in ("float64", tf32)}
+    for i, cfg in enumerate(configs):
+        at = {name: _grokked(c, i) for name, c in curves.items()}
+        final = " / ".join(f"{c[(i, cfg.steps)].values['val_acc']:.3f}" for c in curves.values())
+        gaps = []
+        for name in moved:
+            gap = max(abs(curves[name][k].values["val_acc"] - row.values["val_acc"])
+                      for k, row in curves["float32"].items() if k[0] == i)  # fmt: skip
+            gaps.append(f"{name} {gap:.3f}")
+            moved[name].append(None if None in (at[name], at["float32"])
+                               else abs(at[name] - at["float32"]))  # fmt: skip
+        out(f"precision seed {i}: validation 0.9 at step "
+            + " / ".join(f"{s} ({name})" for name, s in at.items())
+            + f"; final {final}; largest |diff| from float32: {', '.join(gaps)}")  # fmt: skip
+    out(f"precision: {tf32} moved the step validation reaches 0.9 by {_steps(moved[tf32])} "
+        f"from float32; float64 moved it by {_steps(moved['float64'])} (the control)")  # fmt: skip
+
+
+def _steps(moves: list[int | None]) -> str:
+    known = [m for m in moves if m is not None]
+    shown = f"{min(known)}-{max(known)} steps" if known else "no steps"
+    return shown + (f" ({len(moves) - len(known)} runs never reached it)" if None in moves else "")
 
 
 def _grokked(rows: dict, run: int) -> int | None:
@@ -310,28 +337,6 @@ def _grokked(rows: dict, run: int) -> int | None:
 
 
 # -- 7. projection ------------------------------------------------------------------------
-
-
-def _best(points: list[ScanPoint]) -> dict[int, ScanPoint]:
-    """The fastest engine's point at each scanned cohort size."""
-    best: dict[int, ScanPoint] = {}
-    for p in points:
-        if p.runs not in best or p.rate > best[p.runs].rate:
-            best[p.runs] = p
-    return best
-
-
-def step_model(points: list[ScanPoint]) -> tuple[float, float]:
-    """Seconds a step of the best engine takes, as a + b * R at the scan's shape, by
-    least squares over the scanned cohort sizes."""
-    best = _best(points)
-    xs, ys = list(best), [p.step_s for p in best.values()]
-    if len(xs) < 2:
-        return ys[0], 0.0
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    b = max(b, 0.0)
-    return max(my - b * mx, 0.0), b
 
 
 def _projection(device: str, sizes: Sizes, out, _start) -> None:
@@ -345,7 +350,11 @@ def _projection(device: str, sizes: Sizes, out, _start) -> None:
     fixed, per_run = model.step
     out(f"planner: GPU_STEP = ({fixed:.3g}, {per_run:.3g})  (s a step, s per run of "
         f"d={GPU_STEP_SHAPE.d} n={GPU_STEP_SHAPE.n_train}); rates saturate at R={model.saturates}")  # fmt: skip
-    memory = int(0.85 * _total_memory(device)) if device.startswith("cuda") else None
+    exact = "the fastest there of the exact engines" if EXACT else "no engine was found exact"
+    out(f"auto trains with {model.engine} here ({exact})")
+    memory = None
+    if device.startswith("cuda"):
+        memory = int(GPU_MEMORY_SHARE * _total_memory(device) / max(model.memory or 1.0, 1.0))
     for name in sizes.figures:
         specs = load_preset(PRESETS / f"{name}.toml").at_scale("paper").expand()
         cohorts = plan_cohorts(specs, 1, gpu_cohort_cap(model.saturates), memory)
@@ -355,18 +364,14 @@ def _projection(device: str, sizes: Sizes, out, _start) -> None:
 
 
 def measured_model(device: str, sizes: Sizes) -> gpu_model.StepModel:
-    """The step model fitted to the scan, per run of the planner's reference shape."""
+    """The step model fitted to the scan, per run of the planner's reference shape, with
+    the engine `auto` is to train with here and the memory ratio measured."""
     fixed, per_run = step_model(SCANNED)
     scanned = RunConfig(p=113, d=sizes.scan_d, n_train=sizes.scan_n)
     per_run *= run_work(GPU_STEP_SHAPE) / run_work(scanned)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
-    return gpu_model.StepModel(fixed, per_run, saturation(SCANNED), name, torch.__version__,
-                               datetime.date.today().isoformat())  # fmt: skip
-
-
-def saturation(points: list[ScanPoint], within: float = 0.1) -> int:
-    """The smallest scanned cohort size whose best rate is within 10% of the best rate
-    at any size: past it a GPU has no more to give a bigger cohort."""
-    best = _best(points)
-    top = max(p.rate for p in best.values())
-    return min(r for r, p in best.items() if p.rate >= (1 - within) * top)
+    at = saturation(SCANNED)
+    exact = [p for p in SCANNED if p.runs == at and p.engine in EXACT]
+    engine = max(exact, key=lambda p: p.rate).engine if exact else "eager"
+    return gpu_model.StepModel(fixed, per_run, at, engine, max(PEAKS) if PEAKS else None, name,
+                               torch.__version__, datetime.date.today().isoformat())  # fmt: skip

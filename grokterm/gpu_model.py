@@ -1,7 +1,8 @@
-"""The GPU step model that `grokterm bench --device cuda --check` measured on this
-machine, kept in a small JSON file, so that a GPU dry run estimates a sweep's wall
-time from this GPU's own numbers rather than from a constant fitted on another one.
-No torch: the CLI reads it while it plans.
+"""What `grokterm bench --device cuda --check` measured on this machine's GPU, kept in a
+small JSON file, so that GPU plans use this GPU's own numbers rather than constants
+fitted on another one: a dry run's wall time (the step model), the cohort size cap,
+the memory model's correction, and the engine `auto` trains with. No torch: the CLI
+reads it while it plans, and a worker when it picks its engine.
 
 The file is $GROKTERM_GPU_MODEL, else grokterm/gpu-step.json under the user's cache
 folder ($XDG_CACHE_HOME, else ~/.cache)."""
@@ -25,6 +26,8 @@ class StepModel:
     fixed: float
     per_run: float
     saturates: int  # the cohort size past which the scan's rate grew less than 10%
+    engine: str  # the fastest engine at that size of those the check found exact
+    memory: float | None  # the largest peak / planner's estimate measured; None: not measured
     device: str  # the GPU's name, as torch gives it
     torch: str
     measured: str  # the date, ISO
@@ -48,6 +51,8 @@ def path() -> Path:
 
 MAX_STEP_S = 3600.0  # seconds a step or a run; past this a file is not a measurement
 MAX_SATURATES = 1 << 20
+MAX_MEMORY = 100.0  # a peak this many times the estimate, or a hundredth, is not one
+MEASURED_ENGINES = ("eager", "compiled", "graphs")
 
 
 def load(where: Path | None = None) -> StepModel | None:
@@ -67,8 +72,9 @@ def load(where: Path | None = None) -> StepModel | None:
     model = StepModel(**data)
     if not _plausible(model):
         raise ValueError(f"{where}: not a saved GPU step model (expected seconds a step from 0 "
-                         f"to {MAX_STEP_S:g}, a cohort size from 1 to {MAX_SATURATES} and three "
-                         "names)")  # fmt: skip
+                         f"to {MAX_STEP_S:g}, a cohort size from 1 to {MAX_SATURATES}, an engine "
+                         f"of {', '.join(MEASURED_ENGINES)}, a memory ratio from 0.01 to "
+                         f"{MAX_MEMORY:g} or null, and three names)")  # fmt: skip
     return model
 
 
@@ -78,6 +84,8 @@ def _plausible(m: StepModel) -> bool:
 
     return (number(m.fixed, 0, MAX_STEP_S) and number(m.per_run, 0, MAX_STEP_S)
             and isinstance(m.saturates, int) and number(m.saturates, 1, MAX_SATURATES)
+            and m.engine in MEASURED_ENGINES
+            and (m.memory is None or number(m.memory, 1 / MAX_MEMORY, MAX_MEMORY))
             and all(isinstance(x, str) for x in (m.device, m.torch, m.measured)))  # fmt: skip
 
 
@@ -107,11 +115,51 @@ def step_for(here: bool = True) -> tuple[tuple[float, float] | None, str]:
     return (GPU_STEP, "planning.GPU_STEP") if GPU_STEP else (None, f"no step model; {MEASURE}")
 
 
-def saved_saturation() -> int | None:
-    """The cohort size at which the saved scan saturated, for the planner's GPU cohort
-    cap; None where none was saved or the file cannot be read (a dry run names it)."""
+def saved() -> StepModel | None:
+    """This machine's saved model for its plans and workers, or None where none was saved
+    or the file cannot be read (a dry run names it: step_for)."""
     try:
-        model = load()
+        return load()
     except ValueError:
         return None
-    return model.saturates if model else None
+
+
+# -- the model fitted to the check's scan of cohort sizes ------------------------------
+
+
+@dataclass
+class ScanPoint:
+    runs: int
+    engine: str
+    rate: float  # run-steps per second
+    step_s: float
+
+
+def best_points(points: list[ScanPoint]) -> dict[int, ScanPoint]:
+    """The fastest engine's point at each scanned cohort size."""
+    best: dict[int, ScanPoint] = {}
+    for p in points:
+        if p.runs not in best or p.rate > best[p.runs].rate:
+            best[p.runs] = p
+    return best
+
+
+def step_model(points: list[ScanPoint]) -> tuple[float, float]:
+    """Seconds a step of the best engine takes, as a + b * R at the scan's shape, by
+    least squares over the scanned cohort sizes."""
+    best = best_points(points)
+    xs, ys = list(best), [p.step_s for p in best.values()]
+    if len(xs) < 2:
+        return ys[0], 0.0
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    b = max(b, 0.0)
+    return max(my - b * mx, 0.0), b
+
+
+def saturation(points: list[ScanPoint], within: float = 0.1) -> int:
+    """The smallest scanned cohort size whose best rate is within 10% of the best rate
+    at any size: past it a GPU has no more to give a bigger cohort."""
+    best = best_points(points)
+    top = max(p.rate for p in best.values())
+    return min(r for r, p in best.items() if p.rate >= (1 - within) * top)

@@ -17,7 +17,8 @@ MAX_COHORT = {"cpu": 8, "cuda": 64}
 # the full-sequence model 54-82 (2 layers; 70-100 at 2-8 layers on 2026-11-24), so 96
 # with room; the 1-layer last-position model, whose MLP and query see the last position
 # only, 25-41 (it was charged 96: 1.8-3.3x its peak). Deep rungs of figs 8 and 10 need
-# tens of GB per run at paper scale. On a GPU `grokterm bench --check` prints the ratio.
+# tens of GB per run at paper scale. On a GPU `grokterm bench --check` measures the
+# ratio and saves it: this machine's GPU plans scale their estimates up by it (plan_on).
 ACTIVATION_BYTES = {"full": 96, "last": 40}
 
 
@@ -60,17 +61,20 @@ def cohort_bytes(cohort: list[RunSpec]) -> int:
     return len(cohort) * run_bytes(cohort[0], max(s.config.batch for s in cohort))
 
 
-def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None) -> list[str]:
-    """A line for the runs that need more memory than a worker has, even alone."""
+def memory_warnings(cohorts: list[list[RunSpec]], memory: int | None,
+                    factor: float = 1.0) -> list[str]:  # fmt: skip
+    """A line for the runs that need more memory than a worker has, even alone (their
+    estimate times `factor`, the correction a GPU's check measured)."""
     if memory is None:
         return []
-    big = sorted((c[0] for c in cohorts if len(c) == 1 and run_bytes(c[0]) > memory),
-                 key=run_bytes, reverse=True)  # fmt: skip
+    need = lambda spec: int(run_bytes(spec) * factor)  # noqa: E731
+    big = sorted((c[0] for c in cohorts if len(c) == 1 and need(c[0]) > memory),
+                 key=need, reverse=True)  # fmt: skip
     if not big:
         return []
     runs = f"{len(big)} runs need" if len(big) > 1 else "run needs"
     return [f"warning: {runs} more memory than the {gib(memory)} a worker has; the largest, "
-            f"{big[0].key}, about {gib(run_bytes(big[0]))}: it may run out of memory"]  # fmt: skip
+            f"{big[0].key}, about {gib(need(big[0]))}: it may run out of memory"]  # fmt: skip
 
 
 DAY_S = 86_400  # an estimate past a day on this machine is worth a warning
@@ -115,14 +119,17 @@ def plan(
 
 def plan_on(
     specs: list[RunSpec], slots: list[WorkerSlot], cohort_size: int | None = None,
-    gpu_cap: int | None = None,
+    gpu_cap: int | None = None, memory_factor: float = 1.0,
 ) -> tuple[list[list[RunSpec]], list[str]]:  # fmt: skip
     """The cohorts for these workers (their number, kind and memory), with warnings
     where a run is too big for a worker's memory even alone, or the sweep would take
-    more than a day on this machine's CPU."""
-    memory = slots[0].memory
-    cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, memory, gpu_cap)
-    return cohorts, memory_warnings(cohorts, memory) + time_warnings(cohorts, slots)
+    more than a day on this machine's CPU. `memory_factor` (at least 1): how much more
+    than run_bytes a GPU's check measured a step to take at its peak."""
+    memory, factor = slots[0].memory, max(memory_factor, 1.0)
+    fits = None if memory is None else int(memory / factor)
+    cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, fits, gpu_cap)
+    warnings = memory_warnings(cohorts, memory, factor) + time_warnings(cohorts, slots)
+    return cohorts, warnings
 
 
 def estimate_seconds(cohorts: list[list[RunSpec]], workers: int) -> float:

@@ -109,10 +109,12 @@ def plan_sweep(
 def cohorts_on(specs: list[RunSpec], on: list[WorkerSlot], address: str | None = None,
                cohort_size: int | None = None) -> tuple[list[list[RunSpec]], list[str]]:  # fmt: skip
     """The cohorts and warnings of these runs on these workers; this machine's GPUs take
-    cohorts as large as their check measured worth it (a cluster's GPUs are others)."""
+    cohorts as large as their check measured worth it, within the memory it measured a
+    step to take (a cluster's GPUs are others)."""
     here_gpu = slots_kind(on) == "cuda" and address is None
-    cap = gpu_cohort_cap(gpu_model.saved_saturation()) if here_gpu else None
-    return plan_on(specs, on, cohort_size, cap)
+    if not (here_gpu and (saved := gpu_model.saved())):
+        return plan_on(specs, on, cohort_size, gpu_cohort_cap() if here_gpu else None)
+    return plan_on(specs, on, cohort_size, gpu_cohort_cap(saved.saturates), saved.memory or 1.0)
 
 
 def estimate(cohorts: list[list[RunSpec]], workers: int, kind: str,

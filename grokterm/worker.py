@@ -27,7 +27,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
-from grokterm import processes, provenance, settings
+from grokterm import gpu_model, processes, provenance, settings
 from grokterm.labels import dynamics
 from grokterm.planning import cohort_seconds
 from grokterm.records import Assignment, Dynamics, MetricPoint
@@ -144,18 +144,26 @@ def attempt(worker: Worker, job: Assignment) -> None:
               file=sys.stderr, flush=True)  # fmt: skip
 
 
+def cohort_engine(engine: str, device: str, configs: list) -> str:
+    """The engine a cohort trains with: `auto` on a GPU is the one this machine's check
+    measured fastest (gpu_model), on a CPU the compiled step for a long cohort."""
+    from grokterm.experiment.engines import resolve
+
+    saved = gpu_model.saved() if device != "cpu" else None
+    return resolve(engine, device, cohort_seconds(configs), saved and saved.engine)
+
+
 class CohortJob:
     """One claimed cohort trained to its end, or to a stop: when to flush points and
     labels, when to checkpoint, how fast it goes."""
 
     def __init__(self, worker: Worker, job: Assignment):
-        from grokterm.experiment.engines import resolve
         from grokterm.experiment.trainer import Cohort
 
         self.worker, self.sink, self.job = worker, worker.sink, job
         self.run_ids = [r.id for r in job.runs]
         configs = [r.config for r in job.runs]
-        engine = resolve(worker.engine, worker.device, cohort_seconds(configs))
+        engine = cohort_engine(worker.engine, worker.device, configs)
         if engine != "eager":
             print(f"cohort {job.cohort_id}: {engine} engine", file=sys.stderr, flush=True)
         self.cohort = Cohort(configs, device=worker.device, engine=engine)

@@ -78,7 +78,13 @@ def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu(tmp_path):
         assert f64 <= 1e-9
     assert re.search(r"^  R=2 +reference +\d+\.\d +eager +\d+\.\d +compiled", text, re.M)
     assert "memory: peak GPU memory is measured on a GPU only" in lines
-    assert "precision: tf32 is a GPU's matmul mode; measured on a GPU only" in lines
+    for seed in range(4):  # on a CPU, TF32's rounding emulated; float64 the control
+        assert re.search(rf"^precision seed {seed}: validation 0.9 at step \S+ \(float64\) / "
+                         r"\S+ \(float32\) / \S+ \(tf32 emulated\); final [\d.]+ / [\d.]+ / [\d.]+; "
+                         r"largest \|diff\| from float32: float64 [\d.]+, tf32 emulated [\d.]+$",
+                         text, re.M)  # fmt: skip
+    assert re.search(r"^precision: tf32 emulated moved the step validation reaches 0.9 by .* "
+                     r"from float32; float64 moved it by .* \(the control\)$", text, re.M)  # fmt: skip
     assert re.search(r"^planner: GPU_STEP = \(\S+, \S+\) .* saturate at R=[12]$", text, re.M)
     assert re.search(
         r"^projected fig6 at paper scale on one cpu: 660 runs in 15 cohorts of up "
@@ -91,16 +97,38 @@ def test_the_gpu_check_runs_every_part_at_a_tiny_scale_on_the_cpu(tmp_path):
     fixed, per_run = map(float, re.search(r"GPU_STEP = \((\S+), (\S+)\)", text).groups())
     assert saved.step == (pytest.approx(fixed, rel=1e-2), pytest.approx(per_run, rel=1e-2))
     assert saved.saturates in TINY.scan and saved.device == "cpu"
+    assert f"auto trains with {saved.engine} here (the fastest there of the exact engines)" in text
+    assert saved.engine in ("eager", "compiled") and saved.memory is None  # no GPU memory
     assert f"saved the step model to {tmp_path / 'model.json'}" in text
 
 
 def test_the_step_model_is_fitted_to_the_scan():
-    from grokterm.gpu_check import ScanPoint, step_model
+    from grokterm.gpu_model import ScanPoint, step_model
 
     points = [ScanPoint(r, "eager", r / (0.002 + 1e-4 * r), 0.002 + 1e-4 * r) for r in (1, 4, 16)]
     points += [ScanPoint(r, "graphs", r / (0.001 + 1e-4 * r), 0.001 + 1e-4 * r) for r in (1, 4, 16)]
     a, b = step_model(points)  # the best engine at each size
     assert a == pytest.approx(0.001) and b == pytest.approx(1e-4)
+
+
+def test_auto_is_saved_as_the_fastest_exact_engine_where_rates_saturate(monkeypatch):
+    """graphs is fastest but was off the reference: compiled, the fastest exact engine
+    at the size where rates saturate (R=16), is what `auto` trains with on this GPU;
+    the memory ratio saved is the largest measured."""
+    from grokterm import gpu_check
+    from grokterm.gpu_model import ScanPoint
+
+    rates = {"eager": (100, 400, 800, 810), "compiled": (200, 800, 1600, 1620),
+             "graphs": (400, 1600, 3200, 3240)}  # fmt: skip
+    scan = [ScanPoint(r, e, rate, r / rate) for e, rs in rates.items()
+            for r, rate in zip((1, 4, 16, 64), rs)]  # fmt: skip
+    monkeypatch.setattr(gpu_check, "SCANNED", scan)
+    monkeypatch.setattr(gpu_check, "EXACT", ["eager", "compiled"])
+    monkeypatch.setattr(gpu_check, "PEAKS", [0.8, 1.2, 1.05])
+    model = gpu_check.measured_model("cpu", gpu_check.TINY)
+    assert (model.saturates, model.engine, model.memory) == (16, "compiled", 1.2)
+    monkeypatch.setattr(gpu_check, "EXACT", [])
+    assert gpu_check.measured_model("cpu", gpu_check.TINY).engine == "eager"  # none exact
 
 
 def test_bench_rejects_cuda_without_gpu(capsys):

@@ -95,6 +95,8 @@ def test_auto_compiles_only_a_cpu_cohort_long_enough_to_repay_it():
     assert resolve("auto", "cpu", COMPILE_PAYS_S + 1) == "compiled"
     assert resolve("auto", "cpu", COMPILE_PAYS_S - 1) == "eager"
     assert resolve("auto", "cuda:0", 1e6) == "eager"  # until measured on a GPU
+    assert resolve("auto", "cuda:0", 1e6, measured="graphs") == "graphs"
+    assert resolve("auto", "cpu", 1e6, measured="graphs") == "compiled"  # a GPU's only
     assert resolve("compiled", "cpu", 0) == "compiled"
     with pytest.raises(ValueError, match="needs a CUDA device"):
         resolve("graphs", "cpu", 0)

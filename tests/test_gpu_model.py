@@ -10,8 +10,8 @@ from conftest import TINY, grokterm, write_preset
 from grokterm import gpu_model
 from grokterm.gpu_model import StepModel
 
-MODEL = StepModel(fixed=0.002, per_run=0.001, saturates=256, device="NVIDIA H200",
-                  torch="2.13.0+cu130", measured="2026-12-03")  # fmt: skip
+MODEL = StepModel(fixed=0.002, per_run=0.001, saturates=256, engine="graphs", memory=1.3,
+                  device="NVIDIA H200", torch="2.13.0+cu130", measured="2026-12-03")  # fmt: skip
 
 
 def test_a_saved_model_loads_back_and_a_missing_one_is_none(tmp_path):
@@ -28,6 +28,9 @@ def test_a_saved_model_loads_back_and_a_missing_one_is_none(tmp_path):
                                   json.dumps(MODEL.__dict__ | {"per_run": True}),
                                   json.dumps(MODEL.__dict__ | {"saturates": "many"}),
                                   json.dumps(MODEL.__dict__ | {"saturates": 0}),
+                                  json.dumps(MODEL.__dict__ | {"engine": "auto"}),
+                                  json.dumps(MODEL.__dict__ | {"memory": 0}),
+                                  json.dumps(MODEL.__dict__ | {"memory": "1.3"}),
                                   json.dumps(MODEL.__dict__ | {"device": 7})])  # fmt: skip
 def test_a_damaged_model_file_is_named(tmp_path, text):
     bad = tmp_path / "gpu-step.json"
@@ -134,3 +137,62 @@ async def test_the_presets_screen_times_a_gpu_box_with_its_saved_model(monkeypat
     hours, rest = divmod(seconds, 3600)
     assert (f" paper: 4 runs, about {hours}:{rest // 60:02d}:{rest % 60:02d} on 1 GPU workers"
             in await info())  # fmt: skip
+
+
+def test_a_model_with_no_memory_measured_loads_back(tmp_path):
+    cpu = StepModel(**MODEL.__dict__ | {"memory": None, "engine": "compiled"})
+    assert gpu_model.load(gpu_model.save(cpu, tmp_path / "m.json")) == cpu
+
+
+def test_a_gpu_plan_here_fits_cohorts_to_the_memory_its_check_measured(monkeypatch, tmp_path):
+    """A step that peaked at twice the planner's estimate on this GPU gets cohorts half as
+    large in the same memory, and a run past it alone is warned about at its measured
+    size; the estimate is never scaled down (a shape the check did not measure)."""
+    from dataclasses import replace
+
+    from grokterm import sweeps
+    from grokterm.devices import WorkerSlot
+    from grokterm.planning import gib, run_bytes
+    from grokterm.presets import load_preset
+
+    one_shape = TINY.replace("seeds = [0, 1]", "seeds = 300").replace("[80, 120]", "[120]")
+    specs = load_preset(write_preset(tmp_path, one_shape)).expand()
+    memory = 40 * run_bytes(specs[0])
+    gpu = [WorkerSlot("cuda:0", 1, memory=memory)]
+
+    def largest(model) -> int:
+        monkeypatch.setenv("GROKTERM_GPU_MODEL", str(gpu_model.save(model, tmp_path / "m.json")))
+        return max(map(len, sweeps.cohorts_on(specs, gpu)[0]))
+
+    assert largest(replace(MODEL, memory=None)) == 40
+    assert largest(replace(MODEL, memory=0.5)) == 40
+    assert largest(replace(MODEL, memory=2.0)) == 20
+    assert largest(replace(MODEL, memory=2.0, saturates=8)) == 20  # the cap is at least 64
+    small = [WorkerSlot("cuda:0", 1, memory=int(1.5 * run_bytes(specs[0])))]
+    monkeypatch.setenv("GROKTERM_GPU_MODEL", str(gpu_model.save(MODEL, tmp_path / "m.json")))
+    assert sweeps.cohorts_on(specs, small)[1] == []  # 1.3x the estimate still fits
+    gpu_model.save(replace(MODEL, memory=2.0), tmp_path / "m.json")
+    (warning,) = sweeps.cohorts_on(specs, small)[1]
+    assert f"about {gib(2 * run_bytes(specs[0]))}" in warning
+    assert sweeps.cohorts_on(specs, small, address="ray://head:10001")[1] == []  # not here
+
+
+def test_auto_on_this_gpu_is_the_engine_its_check_found_fastest(monkeypatch, tmp_path):
+    """A worker's `auto` on a GPU trains with the engine the check saved, eager where none
+    was saved or the file is damaged; on a CPU the saved model does not matter."""
+    from dataclasses import replace
+
+    from grokterm.config import RunConfig
+    from grokterm.worker import cohort_engine
+
+    long = [RunConfig(p=113, d=64, n_train=5000, steps=40_000)] * 64
+    assert cohort_engine("auto", "cuda:0", long) == "eager"  # none measured yet
+    for engine in ("graphs", "compiled", "eager"):
+        gpu_model.save(replace(MODEL, engine=engine))  # (the conftest's GROKTERM_GPU_MODEL)
+        assert cohort_engine("auto", "cuda:0", long) == engine
+        assert cohort_engine("eager", "cuda:0", long) == "eager"  # asked for: as asked
+        assert cohort_engine("auto", "cpu", long) == "compiled"
+    gpu_model.save(replace(MODEL, engine="compiled"))
+    assert cohort_engine("auto", "cuda:0", long[:1] and [RunConfig(steps=10)]) == "eager"
+    gpu_model.path().write_text("{")
+    assert cohort_engine("auto", "cuda:0", long) == "eager"

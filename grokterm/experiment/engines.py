@@ -29,17 +29,22 @@ COMPILE_PAYS_S = 180.0  # estimated eager seconds past which compiling repays it
 GRAPH_WARMUP = 3  # eager steps before capture (cuBLAS and the allocator settle)
 
 
-def resolve(engine: str, device: str, eager_seconds: float) -> str:
+def resolve(engine: str, device: str, eager_seconds: float, measured: str | None = None) -> str:
     """The engine that trains a cohort: `auto` is the one measured fastest on this kind
-    of device for a cohort of this length. CUDA stays eager until `grokterm bench
-    --device cuda --check` has measured the others on a GPU (docs/gpu.md)."""
+    of device. On a CPU that is compiled for a cohort long enough to repay compiling;
+    on a GPU, `measured`: the fastest exact engine `grokterm bench --device cuda
+    --check` found on this machine (grokterm.gpu_model), eager until it has run."""
     if engine not in ENGINES:
         raise ValueError(f"expected one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "graphs" and not device.startswith("cuda"):
         raise ValueError("engine 'graphs' captures CUDA graphs and needs a CUDA device")
     if engine != "auto":
         return engine
-    return "compiled" if device == "cpu" and eager_seconds >= COMPILE_PAYS_S else "eager"
+    if device.startswith("cuda"):
+        fastest = measured or "eager"
+    else:
+        fastest = "compiled" if device == "cpu" else "eager"
+    return fastest if fastest != "compiled" or eager_seconds >= COMPILE_PAYS_S else "eager"
 
 
 def run_losses(flat, lay: Layout, fast: bool, x, y, group, weight) -> torch.Tensor:
