@@ -1,9 +1,11 @@
 """A cohort's writes (metric flushes with their labels, checkpoints) made in order on a
 thread of their own, so that the training thread only hands them over.
 
-On a GPU a step takes milliseconds, while a flush labels every run's curve (about 1 ms
-a run at 400 points: a quarter of a second for 256 runs, every 2 s) and a checkpoint
-serializes every run's state; on the training thread both idle the GPU. The writes
+On a GPU a step takes milliseconds, while a flush may label every changed run's curve
+(about 1 ms a run at 400 points: a quarter of a second for 256 runs) and a checkpoint
+serializes every run's state; on the training thread both idle the GPU. (Labelling
+still holds the GIL here, so the worker makes labels only as often as keeps it within
+worker.LABEL_SHARE of the time.) The writes
 keep their order (points before the state that follows them, so a checkpoint never
 gets ahead of the stored points), and a write's error (LostCohort among them) comes
 back to the training thread at its next hand-over or check, after which nothing more

@@ -163,3 +163,50 @@ def test_a_refused_write_ends_the_cohort_with_nothing_more_written(tmp_path, mon
         assert cohort_job.cohort.step < 200  # training stopped, not run to its end
         cohort = next(c for c in store.cohorts(sweep_id) if c.id == job.cohort_id)
         assert cohort.status == "running"  # not finished or handed back by this worker
+
+
+def test_labels_take_at_most_their_share_of_the_time_and_are_made_at_the_end(tmp_path, monkeypatch):
+    """Labelling holds the GIL the training thread needs: with a label costing 10 ms a
+    run and a flush at every step, most flushes write points only, labelling stays
+    within LABEL_SHARE of the time, each labelling covers every run changed since the
+    last, and the cohort's last write labels every run."""
+    monkeypatch.setattr(worker, "FLUSH_S", 0.0)
+    monkeypatch.setattr(worker, "LABEL_SHARE", 0.25)
+    real = worker.dynamics
+    made: list[int] = []
+    spent: list[float] = []
+
+    def slow(curve):
+        start = time.perf_counter()
+        time.sleep(0.01)
+        made.append(curve[0].run_id)
+        info = real(curve)
+        spent.append(time.perf_counter() - start)
+        return info
+
+    monkeypatch.setattr(worker, "dynamics", slow)
+    store, sweep_id = new_sweep(tmp_path)
+    writes: list[tuple[set[int], set[int]]] = []  # runs with points, runs labelled
+
+    class Watch(Store):
+        def write_progress(self, cohort_id, worker_id, step, points, *args):
+            writes.append(({p.run_id for p in points}, set(made)))
+            made.clear()
+            return super().write_progress(cohort_id, worker_id, step, points, *args)
+
+    with closing(store):
+        w = worker.Worker(store, lambda: Watch(store.path), sweep_id, "cpu", engine="eager")
+        start = time.monotonic()
+        w.work()
+        wall = time.monotonic() - start
+        labelled = [i for i, (_, runs) in enumerate(writes) if runs]
+        assert len(labelled) < len(writes) / 2  # most flushes wrote points only
+        assert sum(spent) <= 0.25 * wall + 2 * len(store.runs(sweep_id)) * max(spent)
+        since: set[int] = set()
+        for changed, runs in writes:
+            since |= changed
+            if runs:
+                assert runs == since  # every run changed since the last labels
+                since = set()
+        assert since == set()  # the last write labelled what was left
+        assert all(r.label for r in store.runs(sweep_id))
