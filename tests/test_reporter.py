@@ -74,7 +74,7 @@ def test_closing_drops_the_queued_writes_after_the_one_in_progress():
     reporter.submit(lambda s: s.write(1))
 
     def release_once_dropped() -> None:  # the slow write ends only after close's drop
-        while not reporter._writes.empty():
+        while any(w is not None for w in list(reporter._writes.queue)):  # None: close's stop
             time.sleep(0.001)
         release.set()
 
