@@ -73,6 +73,7 @@ class Sizes:
     )  # fmt: skip
     budget_s: float = 200.0  # the scan stops growing past this much of the check
     precision_steps: int = 4000  # the demo's grokking runs, float32 against tf32
+    precision_seeds: tuple[int, ...] = (0, 1, 2, 3)
     figures: tuple[str, ...] = ("fig3", "fig6")
 
 
@@ -295,7 +296,7 @@ def _precision(device: str, sizes: Sizes, out, _start) -> None:
     the rounding emulated, experiment/tf32.py). A run's grokking step moves with any
     rounding, so how far float32 moves it from float64 is the control for TF32's move."""
     configs = [RunConfig(p=59, d=64, lr=3e-3, n_train=1400, steps=sizes.precision_steps,
-                         eval_every=50, seed=s) for s in range(4)]  # fmt: skip
+                         eval_every=50, seed=s) for s in sizes.precision_seeds]  # fmt: skip
     gpu = device.startswith("cuda")
     tf32 = "tf32" if gpu else "tf32 emulated"
     curves = {name: _curves(configs, device, dtype, "eager")
@@ -317,7 +318,7 @@ def _precision(device: str, sizes: Sizes, out, _start) -> None:
             gaps.append(f"{name} {gap:.3f}")
             moved[name].append(None if None in (at[name], at["float32"])
                                else abs(at[name] - at["float32"]))  # fmt: skip
-        out(f"precision seed {i}: validation 0.9 at step "
+        out(f"precision seed {cfg.seed}: validation 0.9 at step "
             + " / ".join(f"{s} ({name})" for name, s in at.items())
             + f"; final {final}; largest |diff| from float32: {', '.join(gaps)}")  # fmt: skip
     out(f"precision: {tf32} moved the step validation reaches 0.9 by {_steps(moved[tf32])} "
