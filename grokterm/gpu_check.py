@@ -34,7 +34,7 @@ import torch
 from grokterm import gpu_model
 from grokterm.bench import bench_case, engines_on
 from grokterm.config import RunConfig
-from grokterm.devices import GPU_MEMORY_SHARE
+from grokterm.devices import GPU_MEMORY_SHARE, WorkerSlot
 from grokterm.experiment.reference import train_reference
 from grokterm.experiment.tf32 import EmulatedTF32
 from grokterm.experiment.trainer import Cohort, MetricRow, configure_torch
@@ -44,7 +44,7 @@ from grokterm.planning import (
     cohort_bytes,
     gpu_cohort_cap,
     gpu_estimate_seconds,
-    plan_cohorts,
+    plan_on,
     run_work,
 )
 from grokterm.presets import RunSpec, load_preset
@@ -275,8 +275,6 @@ def _memory(device: str, sizes: Sizes, out, _start) -> None:
             cohort = None
             _free(device)
         out(f"memory layers={layers} d={d} n={n} runs={runs}: peak {shown}")
-    if PEAKS:
-        out(f"memory: GPU plans here scale the planner's estimates by {max(max(PEAKS), 1):.2f}")
 
 
 def _total_memory(device: str) -> int:
@@ -353,12 +351,15 @@ def _projection(device: str, sizes: Sizes, out, _start) -> None:
         f"d={GPU_STEP_SHAPE.d} n={GPU_STEP_SHAPE.n_train}); rates saturate at R={model.saturates}")  # fmt: skip
     exact = "the fastest there of the exact engines" if EXACT else "no engine was found exact"
     out(f"auto trains with {model.engine} here ({exact})")
-    memory = None
-    if device.startswith("cuda"):
-        memory = int(GPU_MEMORY_SHARE * _total_memory(device) / max(model.memory or 1.0, 1.0))
+    if model.memory is not None:
+        out(f"memory: GPU plans here scale the planner's estimates by {model.memory_factor:.2f}")
+    memory = int(GPU_MEMORY_SHARE * _total_memory(device)) if device.startswith("cuda") else None
+    one_gpu = [WorkerSlot("cuda", 1, memory)]  # a GPU's plan (unlimited in the CPU tests)
     for name in sizes.figures:
         specs = load_preset(PRESETS / f"{name}.toml").at_scale("paper").expand()
-        cohorts = plan_cohorts(specs, 1, gpu_cohort_cap(model.saturates), memory)
+        cohorts, _ = plan_on(
+            specs, one_gpu, None, gpu_cohort_cap(model.saturates), model.memory_factor
+        )
         seconds = gpu_estimate_seconds(cohorts, 1, model.step)
         out(f"projected {name} at paper scale on one {device}: {len(specs)} runs in "
             f"{len(cohorts)} cohorts of up to {max(map(len, cohorts))}, about {seconds / 60:.1f} min")  # fmt: skip

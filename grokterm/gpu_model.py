@@ -36,6 +36,12 @@ class StepModel:
     def step(self) -> tuple[float, float]:
         return self.fixed, self.per_run
 
+    @property
+    def memory_factor(self) -> float:
+        """What this GPU's plans scale the planner's memory estimates by: the measured
+        ratio, never below 1 (a shape the check did not measure may need the estimate)."""
+        return max(self.memory or 1.0, 1.0)
+
     def source(self) -> str:
         return (
             f"step model measured on {self.device} on {self.measured} by `grokterm bench --check`"

@@ -123,12 +123,12 @@ def plan_on(
 ) -> tuple[list[list[RunSpec]], list[str]]:  # fmt: skip
     """The cohorts for these workers (their number, kind and memory), with warnings
     where a run is too big for a worker's memory even alone, or the sweep would take
-    more than a day on this machine's CPU. `memory_factor` (at least 1): how much more
-    than run_bytes a GPU's check measured a step to take at its peak."""
-    memory, factor = slots[0].memory, max(memory_factor, 1.0)
-    fits = None if memory is None else int(memory / factor)
+    more than a day on this machine's CPU. `memory_factor`: how much more than run_bytes
+    a GPU's check measured a step to take at its peak (gpu_model.StepModel)."""
+    memory = slots[0].memory
+    fits = None if memory is None else int(memory / memory_factor)
     cohorts = plan(specs, len(slots), slots_kind(slots), cohort_size, fits, gpu_cap)
-    warnings = memory_warnings(cohorts, memory, factor) + time_warnings(cohorts, slots)
+    warnings = memory_warnings(cohorts, memory, memory_factor) + time_warnings(cohorts, slots)
     return cohorts, warnings
 
 

@@ -112,9 +112,10 @@ def cohorts_on(specs: list[RunSpec], on: list[WorkerSlot], address: str | None =
     cohorts as large as their check measured worth it, within the memory it measured a
     step to take (a cluster's GPUs are others)."""
     here_gpu = slots_kind(on) == "cuda" and address is None
-    if not (here_gpu and (saved := gpu_model.saved())):
-        return plan_on(specs, on, cohort_size, gpu_cohort_cap() if here_gpu else None)
-    return plan_on(specs, on, cohort_size, gpu_cohort_cap(saved.saturates), saved.memory or 1.0)
+    saved = gpu_model.saved() if here_gpu else None
+    if saved is None:
+        return plan_on(specs, on, cohort_size)
+    return plan_on(specs, on, cohort_size, gpu_cohort_cap(saved.saturates), saved.memory_factor)
 
 
 def estimate(cohorts: list[list[RunSpec]], workers: int, kind: str,

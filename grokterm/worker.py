@@ -156,7 +156,7 @@ def cohort_engine(engine: str, device: str, configs: list) -> str:
     measured fastest (gpu_model), on a CPU the compiled step for a long cohort."""
     from grokterm.experiment.engines import resolve
 
-    saved = gpu_model.saved() if device != "cpu" else None
+    saved = gpu_model.saved() if device.startswith("cuda") else None
     return resolve(engine, device, cohort_seconds(configs), saved and saved.engine)
 
 

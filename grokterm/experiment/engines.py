@@ -40,10 +40,7 @@ def resolve(engine: str, device: str, eager_seconds: float, measured: str | None
         raise ValueError("engine 'graphs' captures CUDA graphs and needs a CUDA device")
     if engine != "auto":
         return engine
-    if device.startswith("cuda"):
-        fastest = measured or "eager"
-    else:
-        fastest = "compiled" if device == "cpu" else "eager"
+    fastest = (measured or "eager") if device.startswith("cuda") else "compiled"
     return fastest if fastest != "compiled" or eager_seconds >= COMPILE_PAYS_S else "eager"
 
 
